@@ -1,0 +1,478 @@
+"""Experiment configuration for one ConvTasNet training run.
+
+The research code's YAML files are the format: ``data`` / ``model.convtasnet`` / ``training``.
+Precedence, later wins: dataclass defaults → environment (``POLSESS_DATA_ROOT``) → YAML → CLI.
+
+The tuner speaks in flat dotted paths (``"training.lr"``); :func:`resolve_name` maps the short
+names found in W&B sweep files (``lr``, ``model.N``) to those paths, and :func:`config_from_flat`
+builds a validated :class:`Config` from them. Every problem is a :class:`ConfigError` whose message
+names the key (and the file, when there is one) and says what to do instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+TASKS = ("ES", "EB", "SB")
+INDOOR_VARIANTS = ("SER", "SR", "ER", "R", "C")
+OUTDOOR_VARIANTS = ("SE", "S", "E", "C")
+ALL_VARIANTS = ("SER", "SR", "ER", "R", "SE", "S", "E", "C")
+DATA_ROOT_ENV = "POLSESS_DATA_ROOT"
+
+
+class ConfigError(ValueError):
+    """A configuration problem the user can fix; the message names the key and the fix."""
+
+
+@dataclass
+class DataConfig:
+    dataset_type: str = "polsess"
+    data_root: str | None = None
+    task: str = "ES"
+    batch_size: int = 4
+    num_workers: int = 1
+    train_max_samples: int | None = None
+    val_max_samples: int | None = None
+    test_max_samples: int | None = None
+    # Crop length in seconds: random crop in train, fixed (start) crop in val/test. None = whole files.
+    segment_seconds: float | None = None
+
+
+@dataclass
+class ConvTasNetConfig:
+    """Luo & Mesgarani's names. torchaudio implements P=3, gLN, non-causal, stride = kernel_size/2."""
+
+    N: int = 256
+    B: int = 256
+    H: int = 512
+    P: int = 3
+    X: int = 8
+    R: int = 4
+    C: int | None = None  # follows the task (SB → 2, else 1) when not given
+    norm_type: str = "gLN"
+    kernel_size: int = 16
+    stride: int | None = None  # kernel_size // 2 when not given
+    causal: bool = False
+    mask_nonlinear: str = "relu"
+
+
+@dataclass
+class ModelConfig:
+    model_type: str = "convtasnet"
+    convtasnet: ConvTasNetConfig = field(default_factory=ConvTasNetConfig)
+
+
+@dataclass
+class TrainingConfig:
+    num_epochs: int = 50
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip_norm: float | None = 5.0
+    lr_factor: float = 0.5
+    lr_patience: int = 2
+    use_amp: bool = True  # bf16 (or fp16) autocast on CUDA; always off on the CPU
+    device: str = "auto"  # auto | cpu | cuda | cuda:N; cuda without a GPU falls back to the CPU
+    seed: int = 42
+    early_stopping_patience: int | None = None
+    grad_accumulation_steps: int = 1
+    max_bad_batches: int = 20  # NaN/Inf losses in a row before the run gives up
+    validation_variants: list[str] | None = None
+    curriculum_learning: list[dict[str, Any]] | None = None
+    # Kept from the research configs so they load unchanged; the trainer does not read them.
+    amp_eps: float = 1e-4
+    save_dir: str = "checkpoints"
+    use_wandb: bool = False
+    wandb_project: str = "polsess-separation"
+    log_level: str = "INFO"
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+
+    @property
+    def convtasnet(self) -> ConvTasNetConfig:
+        return self.model.convtasnet
+
+    @property
+    def num_sources(self) -> int:
+        return 2 if self.data.task == "SB" else 1
+
+
+# --------------------------------------------------------------------------- YAML
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reads ``1e-6`` as a float (YAML 1.1 wants ``1.0e-6``; sweep files don't)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(path: str | Path) -> Any:
+    """Read a YAML file; a missing file or a syntax error is a ConfigError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found; check the path")
+    try:
+        with path.open() as fh:
+            return yaml.load(fh, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}:{where}: malformed YAML ({problem}); fix the syntax") from None
+
+
+def parse_value(text: str) -> Any:
+    """A CLI value as YAML would read it: ``3e-4`` → float, ``[SER, SE]`` → list, ``null`` → None."""
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return text
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def _is_dataclass_type(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _fields(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def field_types(cls: type = Config, prefix: str = "") -> dict[str, Any]:
+    """Every leaf path of the config (``"model.convtasnet.N"``) with its type hint."""
+    out: dict[str, Any] = {}
+    for name, tp in _fields(cls).items():
+        path = f"{prefix}{name}"
+        if _is_dataclass_type(tp):
+            out.update(field_types(tp, path + "."))
+        else:
+            out[path] = tp
+    return out
+
+
+FIELD_TYPES = field_types()
+FIELD_PATHS = tuple(FIELD_TYPES)
+
+
+def resolve_name(name: str, paths: typing.Iterable[str] = FIELD_PATHS) -> str:
+    """Map a sweep-file name to one config path.
+
+    An exact path wins; otherwise the name's parts must appear in order in the path and end on the
+    same leaf (``lr`` → ``training.lr``, ``model.N`` → ``model.convtasnet.N``). None or several
+    matches is a ConfigError that lists the candidates.
+    """
+    paths = tuple(paths)
+    if name in paths:
+        return name
+    want = name.split(".")
+    matches = [p for p in paths if _ends_with_subsequence(p.split("."), want)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise ConfigError(f"{name}: ambiguous name, matches {', '.join(matches)}; write the full path")
+    close = difflib.get_close_matches(name, paths + tuple(p.rsplit(".", 1)[-1] for p in paths), n=4)
+    hint = f"did you mean {', '.join(dict.fromkeys(close))}?" if close else "see `polsess-tune run --dry-run`"
+    raise ConfigError(f"{name}: unknown config key; {hint}")
+
+
+def _ends_with_subsequence(parts: list[str], want: list[str]) -> bool:
+    if parts[-1] != want[-1]:
+        return False
+    it = iter(parts[:-1])
+    return all(any(p == w for p in it) for w in want[:-1])
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config dict → ``{"a.b.c": value}``; lists and None are leaves."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and f"{path}." in _SECTION_PREFIXES:
+            out.update(flatten(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+_SECTION_PREFIXES = {p.rsplit(".", i)[0] + "." for p in FIELD_PATHS for i in range(1, p.count(".") + 1)}
+
+
+def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for path, value in flat.items():
+        node = tree
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
+
+
+# --------------------------------------------------------------------------- building
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    """Nested plain dict, the shape of the YAML files (and of what W&B logs)."""
+    return dataclasses.asdict(cfg)
+
+
+def to_flat(cfg: Config) -> dict[str, Any]:
+    return flatten(to_dict(cfg))
+
+
+def config_from_flat(flat: dict[str, Any], source: str = "") -> Config:
+    """Build and validate a Config from ``{path: value}`` (any subset; the rest are defaults)."""
+    values = to_flat(Config())
+    for path, value in flat.items():
+        if path not in FIELD_TYPES:
+            resolve_name(path)  # raises with candidates
+        values[path] = value
+    return _build(values, source)
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    env: typing.Mapping[str, str] | None = None,
+) -> Config:
+    """Defaults → env → YAML file → overrides (``{name_or_path: value}``), validated."""
+    env = os.environ if env is None else env
+    values = to_flat(Config())
+    if env.get(DATA_ROOT_ENV):
+        values["data.data_root"] = env[DATA_ROOT_ENV]
+    source = ""
+    if path is not None:
+        source = str(path)
+        tree = load_yaml(path)
+        if tree is None:
+            tree = {}
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{path}: expected a mapping with data/model/training sections")
+        values.update(_flat_from_yaml(tree, source))
+    for name, value in (overrides or {}).items():
+        values[resolve_name(name)] = value
+    return _build(values, source)
+
+
+def _flat_from_yaml(tree: dict[str, Any], source: str, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if path in FIELD_TYPES:
+            out[path] = value
+        elif f"{path}." in _SECTION_PREFIXES:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: {path}: expected a section (mapping), got {value!r}")
+            out.update(_flat_from_yaml(value, source, path + "."))
+        else:
+            section = prefix.rstrip(".") or "top level"
+            known = sorted({p[len(prefix):].split(".")[0] for p in FIELD_PATHS if p.startswith(prefix)})
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"known keys in {section}: {', '.join(known)}"
+            raise ConfigError(f"{source}: {path}: unknown key; {hint}")
+    return out
+
+
+def _build(values: dict[str, Any], source: str) -> Config:
+    where = f"{source}: " if source else ""
+    coerced = {}
+    for path, value in values.items():
+        try:
+            coerced[path] = _coerce(value, FIELD_TYPES[path])
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}{path}: {exc}") from None
+    tree = unflatten(coerced)
+    cfg = Config(
+        data=DataConfig(**tree["data"]),
+        model=ModelConfig(
+            model_type=tree["model"]["model_type"], convtasnet=ConvTasNetConfig(**tree["model"]["convtasnet"])
+        ),
+        training=TrainingConfig(**tree["training"]),
+    )
+    try:
+        validate(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}{exc}") from None
+    return cfg
+
+
+def _coerce(value: Any, tp: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0])
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"expected a list, got {value!r}")
+        (item_tp,) = typing.get_args(tp)
+        return [_coerce(v, item_tp) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise TypeError(f"expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise TypeError(f"expected true or false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise TypeError(f"expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise TypeError(f"expected an integer, got {value!r}")
+    if tp is float:
+        if isinstance(value, bool):
+            raise TypeError(f"expected a number, got {value!r}")
+        if isinstance(value, (int, float)):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise TypeError(f"expected a number, got {value!r}")
+    if tp is str:
+        if value is None or isinstance(value, (dict, list)):
+            raise TypeError(f"expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def validate(cfg: Config) -> None:
+    """Reject values the trainer or torchaudio cannot honour, naming the key and the fix."""
+    d, m, t = cfg.data, cfg.model.convtasnet, cfg.training
+    _check(d.dataset_type == "polsess", "data.dataset_type", d.dataset_type, "only 'polsess' is supported")
+    _check(d.task in TASKS, "data.task", d.task, "use one of ES, EB, SB")
+    _check(d.batch_size >= 1, "data.batch_size", d.batch_size, "use a positive integer")
+    _check(d.num_workers >= 0, "data.num_workers", d.num_workers, "use 0 or more")
+    for key in ("train_max_samples", "val_max_samples", "test_max_samples"):
+        value = getattr(d, key)
+        _check(value is None or value >= 1, f"data.{key}", value, "use a positive integer or null")
+    _check(
+        d.segment_seconds is None or d.segment_seconds > 0,
+        "data.segment_seconds", d.segment_seconds, "use a positive number of seconds or null",
+    )
+
+    _check(cfg.model.model_type == "convtasnet", "model.model_type", cfg.model.model_type,
+           "only 'convtasnet' is supported")
+    for key in ("N", "B", "H", "X", "R"):
+        _check(getattr(m, key) >= 1, f"model.convtasnet.{key}", getattr(m, key), "use a positive integer")
+    _check(m.P == 3, "model.convtasnet.P", m.P, "torchaudio's ConvTasNet supports only P: 3")
+    _check(m.norm_type == "gLN", "model.convtasnet.norm_type", m.norm_type,
+           "torchaudio's ConvTasNet implements only gLN; set norm_type: gLN")
+    _check(not m.causal, "model.convtasnet.causal", m.causal,
+           "torchaudio's ConvTasNet is non-causal only; set causal: false")
+    _check(m.kernel_size >= 2 and m.kernel_size % 2 == 0, "model.convtasnet.kernel_size", m.kernel_size,
+           "use an even kernel size >= 2 (the stride is kernel_size/2)")
+    _check(m.stride is None or m.stride == m.kernel_size // 2, "model.convtasnet.stride", m.stride,
+           f"torchaudio fixes the stride at kernel_size/2 = {m.kernel_size // 2}; set it or remove it")
+    _check(m.C is None or m.C == cfg.num_sources, "model.convtasnet.C", m.C,
+           f"task {d.task} needs C: {cfg.num_sources}; set it or remove it")
+    _check(m.mask_nonlinear in ("relu", "sigmoid"), "model.convtasnet.mask_nonlinear", m.mask_nonlinear,
+           "use relu or sigmoid")
+
+    _check(t.num_epochs >= 1, "training.num_epochs", t.num_epochs, "use a positive integer")
+    _check(t.lr > 0, "training.lr", t.lr, "the learning rate must be > 0")
+    _check(t.weight_decay >= 0, "training.weight_decay", t.weight_decay, "use 0 or more")
+    _check(t.grad_clip_norm is None or t.grad_clip_norm > 0, "training.grad_clip_norm", t.grad_clip_norm,
+           "use a positive number, or null for no clipping")
+    _check(0 < t.lr_factor < 1, "training.lr_factor", t.lr_factor, "use a factor between 0 and 1")
+    _check(t.lr_patience >= 0, "training.lr_patience", t.lr_patience, "use 0 or more")
+    _check(t.grad_accumulation_steps >= 1, "training.grad_accumulation_steps", t.grad_accumulation_steps,
+           "use 1 or more")
+    _check(t.max_bad_batches >= 1, "training.max_bad_batches", t.max_bad_batches, "use 1 or more")
+    _check(t.early_stopping_patience is None or t.early_stopping_patience >= 1,
+           "training.early_stopping_patience", t.early_stopping_patience, "use a positive integer or null")
+    _check(re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", t.device) is not None, "training.device", t.device,
+           "use auto, cpu, cuda or cuda:N")
+    if t.validation_variants is not None:
+        _check_variants("training.validation_variants", t.validation_variants)
+    if t.curriculum_learning is not None:
+        _check_curriculum(t.curriculum_learning)
+
+
+def _check(ok: bool, key: str, value: Any, fix: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {value!r} is not allowed; {fix}")
+
+
+def _check_variants(key: str, variants: list[str]) -> None:
+    _check(len(variants) > 0, key, variants, f"list at least one of {', '.join(ALL_VARIANTS)}")
+    for v in variants:
+        _check(v in ALL_VARIANTS, key, v, f"MM-IPC variants are {', '.join(ALL_VARIANTS)}")
+
+
+def _check_curriculum(entries: list[dict[str, Any]]) -> None:
+    key = "training.curriculum_learning"
+    _check(len(entries) > 0, key, entries, "give at least one {epoch, variants} entry or null")
+    last = 0
+    for i, entry in enumerate(entries):
+        k = f"{key}[{i}]"
+        _check(isinstance(entry, dict), k, entry, "each entry is {epoch: N, variants: [...]}")
+        unknown = set(entry) - {"epoch", "variants", "lr_scheduler"}
+        _check(not unknown, k, sorted(unknown), "entries take only epoch, variants, lr_scheduler")
+        epoch = entry.get("epoch")
+        _check(isinstance(epoch, int) and not isinstance(epoch, bool) and epoch > last, f"{k}.epoch", epoch,
+               "epochs are integers >= 1, increasing")
+        last = epoch
+        _check(isinstance(entry.get("variants"), list), f"{k}.variants", entry.get("variants"),
+               "give a list of variants")
+        _check_variants(f"{k}.variants", entry["variants"])
+        _check(entry.get("lr_scheduler") in (None, "start"), f"{k}.lr_scheduler", entry.get("lr_scheduler"),
+               "the only value is 'start'")
+
+
+# --------------------------------------------------------------------------- saving
+
+
+def save_config(cfg: Config, path: str | Path, header: str = "") -> Path:
+    """Write the config as an experiment YAML that :func:`load_config` reads back unchanged."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=None)
+    if header:
+        text = "".join(f"# {line}\n" for line in header.splitlines()) + text
+    path.write_text(text)
+    return path
