@@ -408,7 +408,7 @@ def validate(cfg: Config) -> None:
            "use an even kernel size >= 2 (the stride is kernel_size/2)")
     _check(m.stride is None or m.stride == m.kernel_size // 2, "model.convtasnet.stride", m.stride,
            f"torchaudio fixes the stride at kernel_size/2 = {m.kernel_size // 2}; set it or remove it")
-    _check(m.C is None or m.C == cfg.num_sources, "model.convtasnet.C", m.C,
+    _check(m.C is None or cfg.num_sources == m.C, "model.convtasnet.C", m.C,
            f"task {d.task} needs C: {cfg.num_sources}; set it or remove it")
     _check(m.mask_nonlinear in ("relu", "sigmoid"), "model.convtasnet.mask_nonlinear", m.mask_nonlinear,
            "use relu or sigmoid")

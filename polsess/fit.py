@@ -1,0 +1,54 @@
+"""Train one config into a run folder: what ``polsess-tune train`` does, without Ray.
+
+The folder holds ``config.yaml`` (the resolved config), ``last.pt`` (every epoch), ``best.pt``
+(best val SI-SDR so far) and ``metrics.jsonl`` (one JSON object per epoch). A folder that already
+holds a run is resumed only when asked, never overwritten.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .config import Config, ConfigError, save_config
+from .model import count_parameters
+from .trainer import Trainer
+
+
+def fit(cfg: Config, out_dir: str | Path, resume: bool = False, log: Callable[[str], None] = print) -> Trainer:
+    out = Path(out_dir)
+    last = out / "last.pt"
+    if last.exists() and not resume:
+        raise ConfigError(f"{out}: already holds a training run; pass --resume to continue it or choose "
+                          "another --out")
+    if resume and not last.exists():
+        raise ConfigError(f"{out}: no last.pt to resume from; drop --resume to start a new run")
+    out.mkdir(parents=True, exist_ok=True)
+
+    if resume:
+        trainer = Trainer.from_checkpoint(last, log=log)
+        log(f"resuming {out} after epoch {trainer.epoch}")
+    else:
+        trainer = Trainer(cfg, log=log)
+        save_config(trainer.cfg, out / "config.yaml", header="Resolved by polsess-tune train")
+    log(f"ConvTasNet {count_parameters(trainer.model) / 1e6:.2f}M params on {trainer.device}; "
+        f"{len(trainer.train_set)} train / {len(trainer.val_set)} val rows; task {trainer.cfg.data.task}")
+
+    with (out / "metrics.jsonl").open("a") as metrics_file:
+        while not trainer.done:
+            start = time.perf_counter()
+            metrics = trainer.train_epoch()
+            trainer.save(last)
+            if trainer.improved:
+                trainer.save(out / "best.pt")
+            metrics_file.write(json.dumps(metrics) + "\n")
+            metrics_file.flush()
+            log(
+                f"epoch {metrics['epoch']:>3}  train {metrics['train_sisdr']:6.2f} dB  "
+                f"val {metrics['val_sisdr']:6.2f} dB  val SI-SDRi {metrics['val_sisdri']:5.2f} dB  "
+                f"best {metrics['best_val_sisdr']:6.2f}  lr {metrics['lr']:.2e}  "
+                f"({time.perf_counter() - start:.1f} s)"
+            )
+    return trainer

@@ -1,0 +1,122 @@
+"""The Ray Tune commands: run, resume, results."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from .errors import TuneInputError
+from .plan import RunPlan, prepare_run
+from .results import SEARCH_FILE, export_best, load_experiment, summary_line, table, write_csv
+from .search_space import describe, format_dry_run, sample_configs
+
+DRY_RUN_SAMPLES = 3
+
+
+def check_corpus(plan: RunPlan) -> None:
+    """The corpus must be in PolSESS layout before a single trial is scheduled."""
+    from polsess.data import PolSESSDataset
+
+    cfg = plan.base
+    for subset, limit in (("train", cfg.data.train_max_samples), ("val", cfg.data.val_max_samples)):
+        PolSESSDataset(cfg.data.data_root, subset=subset, task=cfg.data.task, max_samples=limit).check_files()
+
+
+def write_search_file(plan: RunPlan) -> None:
+    folder = Path(plan.experiment_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    info = describe(plan.spec)
+    info.update({
+        "space_paths": list(plan.spec.space),
+        "name": plan.name,
+        "num_samples": plan.num_samples,
+        "max_concurrent": plan.max_concurrent,
+        "resources_per_trial": {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial},
+        "seed": plan.seed,
+        "wandb_mode": plan.wandb_mode,
+        "wandb_project": plan.wandb_project,
+        "max_failures": plan.max_failures,
+        "data_root": plan.base.data.data_root,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    })
+    (folder / SEARCH_FILE).write_text(json.dumps(info, indent=2, default=str))
+
+
+def print_dry_run(plan: RunPlan, as_json: bool) -> None:
+    plan.spec.num_samples = plan.num_samples
+    samples = sample_configs(plan.spec, DRY_RUN_SAMPLES, plan.seed) if plan.spec.space else []
+    if as_json:
+        info = describe(plan.spec)
+        info["samples"] = samples
+        info["resources_per_trial"] = {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
+        info["seed"] = plan.seed
+        print(json.dumps(info, indent=2, default=str))
+        return
+    print(format_dry_run(plan.spec, samples))
+    print(f"resources per trial: {plan.cpus_per_trial:g} CPU, {plan.gpus_per_trial:g} GPU; "
+          f"max concurrent: {plan.max_concurrent or 'as resources allow'}; seed {plan.seed}")
+    for note in plan.notes:
+        if note not in plan.spec.notes:
+            print(f"note: {note}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .cli import DEFAULT_CONFIG, DEFAULT_SPACE, config_overrides, resolve_data_root
+
+    plan = prepare_run(args, DEFAULT_SPACE, DEFAULT_CONFIG, config_overrides(args))
+    if args.dry_run:
+        print_dry_run(plan, args.json)
+        return 0
+    plan.base.data.data_root = resolve_data_root(plan.base.data.data_root)
+    check_corpus(plan)
+    if plan.wandb_note:
+        print(plan.wandb_note)
+    for note in plan.notes:
+        print(f"note: {note}")
+    print(f"search {plan.name}: {plan.num_samples} trials of {len(plan.spec.space)} parameters "
+          f"({plan.spec.method}, {plan.spec.scheduler.type}), metric {plan.spec.metric} ({plan.spec.mode}); "
+          f"corpus {plan.base.data.data_root}")
+    write_search_file(plan)
+
+    from .driver import execute
+
+    start = time.perf_counter()
+    execute(plan)
+    return finish(Path(plan.experiment_path), time.perf_counter() - start)
+
+
+def finish(folder: Path, wall_s: float) -> int:
+    exp = load_experiment(folder)
+    write_csv(exp, folder / "results.csv")
+    print()
+    print(table(exp, top=5))
+    print(f"\n{summary_line(exp)} in {wall_s / 60:.1f} min")
+    if exp.best_trial() is None:
+        print("no trial reported a score; see the errors above")
+        return 1
+    best = export_best(exp, folder / "best_config.yaml")
+    print(f"best config: {best}")
+    print(f"results: polsess-tune results {folder}")
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    raise TuneInputError("resume is not available yet")
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    exp = load_experiment(args.experiment)
+    if args.export_best:
+        out = export_best(exp, args.export_best)
+        print(f"wrote {out}")
+    if args.json:
+        from .results import to_json
+
+        print(json.dumps(to_json(exp), indent=2, default=str))
+    elif not args.export_best:
+        print(table(exp, top=args.top))
+        print(summary_line(exp))
+    return 0
+

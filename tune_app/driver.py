@@ -1,0 +1,152 @@
+"""Build and run the Ray Tune search a :class:`RunPlan` describes.
+
+Idiomatic Tuner use: OptunaSearch for sampling, ASHA (or the median rule, or FIFO) for stopping,
+``WandbLoggerCallback`` for logging, ``CheckpointConfig`` keeping the best and the latest
+checkpoint of each trial, ``FailureConfig`` retrying trials whose worker died.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from polsess.config import to_dict
+
+from .plan import RunPlan
+from .search_space import make_sampler, optuna_space
+
+METRIC_COLUMNS = {"epoch": "epoch", "val_sisdr": "val SI-SDR", "best_val_sisdr": "best"}
+UPLOAD_TIMEOUT_S = 60  # Ray's default (1800 s) keeps a Ctrl-C'd driver waiting half an hour
+
+
+def space_key(path: str) -> str:
+    """Optuna/Tune keys use '/', which OptunaSearch un-flattens into the nested trial config."""
+    return path.replace(".", "/")
+
+
+def build_searcher(plan: RunPlan):
+    from .searcher import PruningOptunaSearch
+
+    spec = plan.spec
+    space = {space_key(p): d for p, d in optuna_space(spec).items()}
+    points = [{space_key(p): v for p, v in point.items() if p in spec.space} for point in spec.points_to_evaluate]
+    return PruningOptunaSearch(
+        space=space,
+        metric=spec.metric,
+        mode=spec.mode,
+        sampler=make_sampler(spec, plan.seed),
+        points_to_evaluate=points or None,
+    )
+
+
+def build_scheduler(plan: RunPlan):
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
+
+    s = plan.spec.scheduler
+    if s.type == "asha":
+        return ASHAScheduler(
+            time_attr="training_iteration",
+            max_t=s.max_t,
+            grace_period=s.grace_period or 1,
+            reduction_factor=s.reduction_factor or 3,
+            brackets=s.brackets or 1,
+        )
+    if s.type == "median":
+        return MedianStoppingRule(time_attr="training_iteration", grace_period=s.grace_period or 1)
+    return FIFOScheduler()
+
+
+def build_callbacks(plan: RunPlan) -> list[Any]:
+    if plan.wandb_mode == "disabled":
+        return []
+    from ray.air.integrations.wandb import WandbLoggerCallback
+
+    kwargs: dict[str, Any] = {"mode": plan.wandb_mode, "tags": plan.spec.tags or None}
+    if plan.spec.entity:
+        kwargs["entity"] = plan.spec.entity
+    if not plan.is_uri:
+        # An absolute dir inside the experiment folder: Ray's own sync of the trial folder can
+        # copy a half-written offline run; this one is written in place and found by `wandb sync`.
+        kwargs["dir"] = os.path.join(plan.experiment_path, "wandb-runs")
+        os.makedirs(kwargs["dir"], exist_ok=True)
+    return [
+        WandbLoggerCallback(
+            project=plan.wandb_project,
+            group=plan.name,
+            upload_timeout=UPLOAD_TIMEOUT_S,
+            excludes=["done_training", "time_training_s"],
+            **kwargs,
+        )
+    ]
+
+
+def build_tuner(plan: RunPlan):
+    from ray import tune
+    from ray.tune import CheckpointConfig, CLIReporter, FailureConfig, RunConfig, TuneConfig
+
+    from .trainable import train_convtasnet
+
+    spec = plan.spec
+    reporter = CLIReporter(
+        parameter_columns={space_key(p): p.rsplit(".", 1)[-1] for p in spec.space},
+        metric_columns=METRIC_COLUMNS,
+        max_report_frequency=30,
+        sort_by_metric=True,
+        metric=spec.metric,
+        mode=spec.mode,
+    )
+    stop = None
+    if spec.target is not None:
+        from ray.tune.stopper import FunctionStopper
+
+        target, sign = spec.target, (1 if spec.mode == "max" else -1)
+        stop = FunctionStopper(lambda _id, result: sign * result.get(spec.metric, -sign * 1e30) >= sign * target)
+    run_config = RunConfig(
+        name=plan.name,
+        storage_path=plan.storage,
+        callbacks=build_callbacks(plan),
+        checkpoint_config=CheckpointConfig(
+            num_to_keep=1,  # Ray keeps the latest checkpoint too: best + latest
+            checkpoint_score_attribute=spec.metric,
+            checkpoint_score_order=spec.mode,
+        ),
+        failure_config=FailureConfig(max_failures=plan.max_failures),
+        progress_reporter=reporter,
+        stop=stop,
+        verbose=1,
+    )
+    tune_config = TuneConfig(
+        metric=spec.metric,
+        mode=spec.mode,
+        search_alg=build_searcher(plan),
+        scheduler=build_scheduler(plan),
+        num_samples=plan.num_samples,
+        max_concurrent_trials=plan.max_concurrent,
+        trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",
+    )
+    trainable = tune.with_resources(
+        train_convtasnet, {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
+    )
+    return tune.Tuner(trainable, param_space=to_dict(plan.base), tune_config=tune_config, run_config=run_config)
+
+
+def start_ray(address: str | None) -> None:
+    import ray
+
+    # Ray's new console output ignores the progress reporter; the classic one shows our columns.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, logging_level="WARNING")
+    else:
+        ray.init(include_dashboard=False, logging_level="WARNING")
+
+
+def execute(plan: RunPlan):
+    """Start (or attach to) Ray, run the search, and return Tune's ResultGrid."""
+    if plan.wandb_mode in ("offline", "disabled"):
+        # The callback's own key check reads the driver's env; local workers inherit it at ray.init.
+        os.environ["WANDB_MODE"] = plan.wandb_mode
+    start_ray(plan.address)
+    return build_tuner(plan).fit()

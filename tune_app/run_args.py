@@ -1,0 +1,43 @@
+"""Command-line flags of run / resume / results (kept apart so `--help` needs no Ray import)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+
+def add_run_args(p: argparse.ArgumentParser, add_config_args: Callable[..., None]) -> None:
+    p.add_argument("--space", type=Path, help="W&B sweep file (default: search_spaces/demo.yaml)")
+    add_config_args(p, with_short_flags=False)
+    p.add_argument("--num-samples", type=int, help="trials to run (default: run_cap/count, else 8)")
+    p.add_argument("--max-concurrent", type=int, help="trials at once (default: what the CPUs/GPUs allow)")
+    p.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (default 1); sets torch threads")
+    p.add_argument("--gpus-per-trial", type=float,
+                   help="GPUs per trial (default: 1 if the machine has GPUs, else 0); 0.25 packs 4 trials per GPU")
+    p.add_argument("--storage", help="experiment parent folder or URI (default: ./runs)")
+    p.add_argument("--name", help="experiment name (default: <space>-<time>)")
+    p.add_argument("--wandb", choices=["offline", "online", "disabled"],
+                   help="W&B mode (default: online with an API key, else offline)")
+    p.add_argument("--wandb-project", help="W&B project (default: the sweep's project, else polsess-tune)")
+    p.add_argument("--seed", type=int, help="sampler seed (default: the file's tune.seed, else 0)")
+    p.add_argument("--grace-period", type=int, help="ASHA: epochs before a trial can be stopped")
+    p.add_argument("--reduction-factor", type=float, help="ASHA: keep 1/factor of the trials at each rung")
+    p.add_argument("--max-failures", type=int, default=2, help="retries of a trial whose worker died (default 2)")
+    p.add_argument("--address", help="attach to a running Ray cluster: auto or HOST:PORT")
+    p.add_argument("--resume", action="store_true", help="resume the experiment --name in --storage")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved search and sample configs; no Ray")
+    p.add_argument("--json", action="store_true", help="with --dry-run: one JSON object")
+
+
+def add_resume_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("experiment", type=Path, help="the experiment folder (storage/name)")
+    p.add_argument("--restart-errored", action="store_true", help="restart errored trials from scratch")
+    p.add_argument("--address", help="attach to a running Ray cluster: auto or HOST:PORT")
+
+
+def add_results_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("experiment", type=Path, help="the experiment folder (storage/name)")
+    p.add_argument("--top", type=int, default=10, help="rows to show (default 10)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--export-best", type=Path, metavar="FILE", help="write the best config as an experiment YAML")

@@ -1,0 +1,77 @@
+"""The Ray Tune trainable: one ConvTasNet config, one report (and checkpoint) per epoch.
+
+A trial's config is the full nested experiment config (``{"data": …, "model": …, "training": …}``),
+so W&B shows it the way the research code logged it, and the corpus path travels inside it: a
+worker on another node reads ``data.data_root`` from the config, never from the driver's disk.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from polsess.config import config_from_flat, flatten
+from polsess.trainer import Trainer, load_checkpoint
+
+CHECKPOINT_FILE = "trainer.pt"
+
+
+def trial_resources() -> tuple[float, float]:
+    """(CPUs, GPUs) Ray reserved for this trial."""
+    try:
+        required = tune.get_context().get_trial_resources().required_resources
+    except Exception:  # outside a Tune session (e.g. a direct call in a test)
+        return float(os.cpu_count() or 1), 0.0
+    return float(required.get("CPU", 1)), float(required.get("GPU", 0))
+
+
+def trial_device(gpus: float) -> str:
+    """Ray 2.60 leaves CUDA_VISIBLE_DEVICES unset for a 0-GPU trial, so such a trial would see
+    every GPU: pin it to the CPU explicitly. With a GPU share, Ray has set the visible device."""
+    return "cuda" if gpus > 0 and torch.cuda.is_available() else "cpu"
+
+
+def train_convtasnet(config: dict[str, Any]) -> None:
+    """Function trainable: resumes from ``tune.get_checkpoint()`` when Tune restores the trial."""
+    cpus, gpus = trial_resources()
+    threads = max(1, int(cpus))
+    torch.set_num_threads(threads)
+    cfg = config_from_flat(flatten(config))
+    # Loader workers share the trial's CPUs with the training thread: none unless it has spare.
+    cfg.data.num_workers = min(cfg.data.num_workers, threads - 1)
+    trainer = Trainer(cfg, device=trial_device(gpus), log=_log)
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            trainer.load_state_dict(load_checkpoint(Path(folder) / CHECKPOINT_FILE))
+        _log(f"resumed after epoch {trainer.epoch}")
+
+    while not trainer.done:
+        start = time.perf_counter()
+        try:
+            metrics = trainer.train_epoch()
+        except torch.cuda.OutOfMemoryError:
+            m = cfg.model.convtasnet
+            raise RuntimeError(
+                f"out of GPU memory with N={m.N} B={m.B} H={m.H} X={m.X} R={m.R} "
+                f"batch_size={cfg.data.batch_size} segment_seconds={cfg.data.segment_seconds}; lower "
+                "data.batch_size, data.segment_seconds or the model size, or give trials more GPU "
+                "(--gpus-per-trial)"
+            ) from None
+        metrics["time_training_s"] = time.perf_counter() - start
+        # Tells our Optuna searcher whether a trial ended on its own or was stopped by the scheduler.
+        metrics["done_training"] = trainer.done
+        with tempfile.TemporaryDirectory(prefix="polsess-ckpt-") as folder:
+            trainer.save(Path(folder) / CHECKPOINT_FILE)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def _log(message: str) -> None:
+    print(f"[trial] {message}", flush=True)
