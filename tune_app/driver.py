@@ -25,8 +25,11 @@ def space_key(path: str) -> str:
 
 
 def build_searcher(plan: RunPlan):
+    import optuna
+
     from .searcher import PruningOptunaSearch
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = plan.spec
     space = {space_key(p): d for p, d in optuna_space(spec).items()}
     points = [{space_key(p): v for p, v in point.items() if p in spec.space} for point in spec.points_to_evaluate]
@@ -92,8 +95,6 @@ def build_tuner(plan: RunPlan):
         metric_columns=METRIC_COLUMNS,
         max_report_frequency=30,
         sort_by_metric=True,
-        metric=spec.metric,
-        mode=spec.mode,
     )
     stop = None
     if spec.target is not None:
@@ -137,10 +138,11 @@ def start_ray(address: str | None) -> None:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     if ray.is_initialized():
         return
+    # Trial output stays in Ray's session logs; the console shows Tune's progress table.
     if address:
-        ray.init(address=address, logging_level="WARNING")
+        ray.init(address=address, logging_level="WARNING", log_to_driver=False)
     else:
-        ray.init(include_dashboard=False, logging_level="WARNING")
+        ray.init(include_dashboard=False, logging_level="WARNING", log_to_driver=False)
 
 
 def execute(plan: RunPlan):
@@ -148,5 +150,10 @@ def execute(plan: RunPlan):
     if plan.wandb_mode in ("offline", "disabled"):
         # The callback's own key check reads the driver's env; local workers inherit it at ray.init.
         os.environ["WANDB_MODE"] = plan.wandb_mode
+    import ray
+
     start_ray(plan.address)
-    return build_tuner(plan).fit()
+    try:
+        return build_tuner(plan).fit()
+    finally:
+        ray.shutdown()

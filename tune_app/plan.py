@@ -71,7 +71,7 @@ def choose_wandb_mode(requested: str | None) -> tuple[str, str]:
     if wandb_key_configured():
         return "online", ""
     return "offline", ("W&B: no API key configured, logging offline; upload later with "
-                       "`wandb sync <experiment>/wandb/offline-run-*`")
+                       "`wandb sync <experiment>/wandb-runs/wandb/offline-run-*`")
 
 
 def prepare_run(args: argparse.Namespace, default_space: Path, default_config: Path,
