@@ -133,7 +133,7 @@ def prepare_run(args: argparse.Namespace, default_space: Path, default_config: P
     storage = args.storage or "runs"
     if "://" not in storage:
         storage = str(Path(storage).expanduser().resolve())
-    name = args.name or spec.name or f"{Path(space_file).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    name = args.name or f"{spec.name or Path(space_file).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     if not NAME_RE.match(name):
         raise TuneInputError(f"--name {name!r}: use letters, digits, '.', '_' or '-' only")
 

@@ -19,12 +19,22 @@ logger = logging.getLogger(__name__)
 
 class PruningOptunaSearch(OptunaSearch):
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
-        if error or not result or result.get("done_training", True) or trial_id in self._completed_trials:
-            super().on_trial_complete(trial_id, result=result, error=error)
-            return
-        ot_trial = self._ot_trials[trial_id]
+        if trial_id in self._completed_trials:
+            return super().on_trial_complete(trial_id, result=result, error=error)
+        if result and not error:
+            self._report_last(trial_id, result)
+        if error or not result or result.get("done_training", True):
+            return super().on_trial_complete(trial_id, result=result, error=error)
         try:
-            self._ot_study.tell(ot_trial, state=TrialState.PRUNED)
+            self._ot_study.tell(self._ot_trials[trial_id], state=TrialState.PRUNED)
         except Exception as exc:  # e.g. the trial was already told
             logger.warning(exc)
         self._completed_trials.add(trial_id)
+
+    def _report_last(self, trial_id: str, result: dict[str, Any]) -> None:
+        """Tune skips on_trial_result for the result that ends a trial; record it as a step too."""
+        step, value = result.get("training_iteration"), result.get(self.metric)
+        ot_trial = self._ot_trials[trial_id]
+        if step is None or value is None or step in ot_trial.storage.get_trial(ot_trial._trial_id).intermediate_values:
+            return
+        ot_trial.report(value, step)
