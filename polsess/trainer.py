@@ -84,6 +84,7 @@ class Trainer:
         self.best_val_sisdr = -math.inf
         self.epochs_without_improvement = 0
         self.improved = False
+        self.history: list[dict[str, float]] = []  # every epoch's metrics, saved with the state
 
     # ------------------------------------------------------------------ schedule
 
@@ -124,7 +125,7 @@ class Trainer:
         if scheduler_on:
             self.scheduler.step(val_sisdr)
         self.epoch = epoch
-        return {
+        metrics = {
             "epoch": epoch,
             "train_sisdr": train_sisdr,
             "val_sisdr": val_sisdr,
@@ -132,6 +133,8 @@ class Trainer:
             "best_val_sisdr": self.best_val_sisdr,
             "lr": lr,
         }
+        self.history.append(dict(metrics))
+        return metrics
 
     def _loader(self, dataset: torch.utils.data.Dataset, shuffle: bool, epoch: int = 0) -> DataLoader:
         generator = torch.Generator().manual_seed(self.cfg.training.seed * 100_003 + epoch)
@@ -229,6 +232,7 @@ class Trainer:
             "epoch": self.epoch,
             "best_val_sisdr": self.best_val_sisdr,
             "epochs_without_improvement": self.epochs_without_improvement,
+            "history": self.history,
             "curriculum": self.curriculum_at(self.epoch + 1)[0],
             "rng": {
                 "torch": torch.get_rng_state(),
@@ -245,6 +249,7 @@ class Trainer:
         self.epoch = state["epoch"]
         self.best_val_sisdr = state["best_val_sisdr"]
         self.epochs_without_improvement = state["epochs_without_improvement"]
+        self.history = [dict(m) for m in state.get("history", [])]
         torch.set_rng_state(state["rng"]["torch"])
         random.setstate(state["rng"]["python"])
         np.random.set_state(state["rng"]["numpy"])

@@ -65,6 +65,11 @@ def print_dry_run(plan: RunPlan, as_json: bool) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from .cli import DEFAULT_CONFIG, DEFAULT_SPACE, config_overrides, resolve_data_root
 
+    if args.resume:
+        if not args.name:
+            raise TuneInputError("--resume needs --name (and --storage if not ./runs) of the experiment")
+        folder = Path(args.storage or "runs").expanduser().resolve() / args.name
+        return resume_experiment(folder, restart_errored=False, address=args.address)
     plan = prepare_run(args, DEFAULT_SPACE, DEFAULT_CONFIG, config_overrides(args))
     if args.dry_run:
         print_dry_run(plan, args.json)
@@ -77,22 +82,29 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     print(f"search {plan.name}: {plan.num_samples} trials of {len(plan.spec.space)} parameters "
           f"({plan.spec.method}, {plan.spec.scheduler.type}), metric {plan.spec.metric} ({plan.spec.mode}); "
-          f"corpus {plan.base.data.data_root}")
+          f"corpus {plan.base.data.data_root}", flush=True)
     write_search_file(plan)
 
     from .driver import execute
 
     start = time.perf_counter()
     execute(plan)
-    return finish(Path(plan.experiment_path), time.perf_counter() - start)
+    return finish(Path(plan.experiment_path), time.perf_counter() - start, plan.num_samples)
 
 
-def finish(folder: Path, wall_s: float) -> int:
+def finish(folder: Path, wall_s: float, num_samples: int) -> int:
+    """Summarise; an interrupted search (Ctrl-C, SIGTERM) says how to resume and exits 130."""
     exp = load_experiment(folder)
     write_csv(exp, folder / "results.csv")
     print()
     print(table(exp, top=5))
     print(f"\n{summary_line(exp)} in {wall_s / 60:.1f} min")
+    unfinished = len(exp.trials) < num_samples or any(
+        t.status in ("PENDING", "RUNNING", "PAUSED", "UNKNOWN") for t in exp.trials
+    )
+    if unfinished:
+        print(f"search interrupted; state saved. Resume it with: polsess-tune resume {folder}")
+        return 130
     if exp.best_trial() is None:
         print("no trial reported a score; see the errors above")
         return 1
@@ -102,8 +114,37 @@ def finish(folder: Path, wall_s: float) -> int:
     return 0
 
 
+def resume_experiment(folder: Path, restart_errored: bool, address: str | None) -> int:
+    from .results import has_experiment_state
+
+    folder = folder.expanduser().resolve()
+    if not folder.is_dir():
+        raise TuneInputError(f"{folder}: no such experiment folder; check the path (storage/name)")
+    if not has_experiment_state(folder):
+        raise TuneInputError(
+            f"{folder}: holds no Ray Tune experiment state (experiment_state-*.json); it never got as far "
+            "as its first trial, or it is not an experiment folder: start it again with `polsess-tune run`"
+        )
+    search = json.loads((folder / SEARCH_FILE).read_text()) if (folder / SEARCH_FILE).exists() else {}
+    num_samples = int(search.get("num_samples", 0))
+    exp = load_experiment(folder)
+    done = ("COMPLETED", "EARLY_STOPPED") if restart_errored else ("COMPLETED", "EARLY_STOPPED", "ERROR")
+    if len(exp.trials) >= num_samples and all(t.status in done for t in exp.trials):
+        print(f"nothing to resume: {folder.name} already finished ({summary_line(exp)}); "
+              f"see `polsess-tune results {folder}`")
+        return 0
+    resources = search.get("resources_per_trial", {"cpu": 1, "gpu": 0})
+    print(f"resuming {folder.name}: {summary_line(exp)} so far, {num_samples} asked for", flush=True)
+
+    from .driver import restore
+
+    start = time.perf_counter()
+    restore(str(folder), resources, search.get("wandb_mode", "offline"), restart_errored, address)
+    return finish(folder, time.perf_counter() - start, num_samples)
+
+
 def cmd_resume(args: argparse.Namespace) -> int:
-    raise TuneInputError("resume is not available yet")
+    return resume_experiment(args.experiment, args.restart_errored, args.address)
 
 
 def cmd_results(args: argparse.Namespace) -> int:

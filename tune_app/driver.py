@@ -8,6 +8,7 @@ checkpoint of each trial, ``FailureConfig`` retrying trials whose worker died.
 from __future__ import annotations
 
 import os
+import signal
 from typing import Any
 
 from polsess.config import to_dict
@@ -16,7 +17,7 @@ from .plan import RunPlan
 from .search_space import make_sampler, optuna_space
 
 METRIC_COLUMNS = {"epoch": "epoch", "val_sisdr": "val SI-SDR", "best_val_sisdr": "best"}
-UPLOAD_TIMEOUT_S = 60  # Ray's default (1800 s) keeps a Ctrl-C'd driver waiting half an hour
+UPLOAD_TIMEOUT_S = 30  # Ray's default (1800 s) keeps a Ctrl-C'd driver waiting half an hour
 
 
 def space_key(path: str) -> str:
@@ -43,26 +44,27 @@ def build_searcher(plan: RunPlan):
 
 
 def build_scheduler(plan: RunPlan):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
+    from ray.tune.schedulers import FIFOScheduler, MedianStoppingRule
+
+    from .schedulers import TIME_ATTR, ResumableASHA
 
     s = plan.spec.scheduler
     if s.type == "asha":
-        return ASHAScheduler(
-            time_attr="training_iteration",
+        return ResumableASHA(
             max_t=s.max_t,
             grace_period=s.grace_period or 1,
             reduction_factor=s.reduction_factor or 3,
             brackets=s.brackets or 1,
         )
     if s.type == "median":
-        return MedianStoppingRule(time_attr="training_iteration", grace_period=s.grace_period or 1)
+        return MedianStoppingRule(time_attr=TIME_ATTR, grace_period=s.grace_period or 1)
     return FIFOScheduler()
 
 
 def build_callbacks(plan: RunPlan) -> list[Any]:
     if plan.wandb_mode == "disabled":
         return []
-    from ray.air.integrations.wandb import WandbLoggerCallback
+    from .wandb_callback import EpochWandbLoggerCallback
 
     kwargs: dict[str, Any] = {"mode": plan.wandb_mode, "tags": plan.spec.tags or None}
     if plan.spec.entity:
@@ -73,7 +75,7 @@ def build_callbacks(plan: RunPlan) -> list[Any]:
         kwargs["dir"] = os.path.join(plan.experiment_path, "wandb-runs")
         os.makedirs(kwargs["dir"], exist_ok=True)
     return [
-        WandbLoggerCallback(
+        EpochWandbLoggerCallback(
             project=plan.wandb_project,
             group=plan.name,
             upload_timeout=UPLOAD_TIMEOUT_S,
@@ -145,15 +147,54 @@ def start_ray(address: str | None) -> None:
         ray.init(include_dashboard=False, logging_level="WARNING", log_to_driver=False)
 
 
+def forward_sigterm_to_tune() -> None:
+    """A batch scheduler or a pre-empted node sends SIGTERM: stop as Ctrl-C does, saving state."""
+
+    def handler(signum: int, frame: Any) -> None:
+        signal.raise_signal(signal.SIGINT)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _set_wandb_env(mode: str) -> None:
+    if mode in ("offline", "disabled"):
+        # The callback's own key check reads the driver's env; local workers inherit it at ray.init.
+        os.environ["WANDB_MODE"] = mode
+
+
 def execute(plan: RunPlan):
     """Start (or attach to) Ray, run the search, and return Tune's ResultGrid."""
-    if plan.wandb_mode in ("offline", "disabled"):
-        # The callback's own key check reads the driver's env; local workers inherit it at ray.init.
-        os.environ["WANDB_MODE"] = plan.wandb_mode
     import ray
 
+    _set_wandb_env(plan.wandb_mode)
     start_ray(plan.address)
+    forward_sigterm_to_tune()
     try:
         return build_tuner(plan).fit()
+    finally:
+        ray.shutdown()
+
+
+def restore(folder: str, resources: dict[str, float], wandb_mode: str, restart_errored: bool,
+            address: str | None):
+    """Continue an interrupted search: finished trials stay, running ones continue from their
+    last checkpoint, the Optuna study and the trial count carry over (Ray's own state)."""
+    import ray
+    from ray import tune
+
+    from .trainable import train_convtasnet
+
+    _set_wandb_env(wandb_mode)
+    start_ray(address)
+    forward_sigterm_to_tune()
+    try:
+        tuner = tune.Tuner.restore(
+            folder,
+            trainable=tune.with_resources(train_convtasnet, resources),
+            resume_unfinished=True,
+            resume_errored=not restart_errored,
+            restart_errored=restart_errored,
+        )
+        return tuner.fit()
     finally:
         ray.shutdown()

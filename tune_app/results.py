@@ -135,7 +135,8 @@ def _read_results(path: Path) -> list[dict[str, Any]]:
 
 
 def _trial_states(path: Path) -> dict[str, dict[str, Any]]:
-    newest = max(path.glob("experiment_state-*.json"), key=lambda p: p.stat().st_mtime)
+    # Ray names state files by start time; a resumed run writes a newer one beside the old.
+    newest = max(path.glob("experiment_state-*.json"), key=lambda p: p.name)
     data = _read_json(newest) or {}
     out: dict[str, dict[str, Any]] = {}
     for entry in data.get("trial_data", []):

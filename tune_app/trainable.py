@@ -7,12 +7,14 @@ worker on another node reads ``data.data_root`` from the config, never from the 
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow.fs
 import torch
 from ray import tune
 
@@ -47,11 +49,15 @@ def train_convtasnet(config: dict[str, Any]) -> None:
     cfg.data.num_workers = min(cfg.data.num_workers, threads - 1)
     trainer = Trainer(cfg, device=trial_device(gpus), log=_log)
 
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as folder:
-            trainer.load_state_dict(load_checkpoint(Path(folder) / CHECKPOINT_FILE))
+    state, unrecorded = restored_state(tune.get_checkpoint())
+    if state is not None:
+        trainer.load_state_dict(state)
         _log(f"resumed after epoch {trainer.epoch}")
+    # Epochs the checkpoint holds but Tune never recorded (the driver stopped in between): report
+    # them as they were instead of training them again, so no epoch is skipped or run twice.
+    for metrics in unrecorded:
+        last = metrics is unrecorded[-1]
+        tune.report({**metrics, "time_training_s": 0.0, "done_training": last and trainer.done})
 
     while not trainer.done:
         start = time.perf_counter()
@@ -71,6 +77,42 @@ def train_convtasnet(config: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory(prefix="polsess-ckpt-") as folder:
             trainer.save(Path(folder) / CHECKPOINT_FILE)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def restored_state(checkpoint: tune.Checkpoint | None) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The trainer state to resume from, and the epochs it holds that Tune has not recorded.
+
+    Resumes from the newest checkpoint kept in the trial folder rather than the one Tune names:
+    after a SIGKILL the experiment snapshot can be seconds stale and name a checkpoint that
+    ``num_to_keep`` has since deleted, and after Ctrl-C an epoch can be checkpointed but never
+    recorded in ``result.json``.
+    """
+    if checkpoint is None:
+        return None, []
+    folder = Path(checkpoint.path)
+    if not isinstance(checkpoint.filesystem, pyarrow.fs.LocalFileSystem):
+        with checkpoint.as_directory() as local:
+            return load_checkpoint(Path(local) / CHECKPOINT_FILE), []
+    kept = [load_checkpoint(p) for p in folder.parent.glob(f"checkpoint_*/{CHECKPOINT_FILE}")]
+    state = max(kept, key=lambda st: st["epoch"], default=None)
+    if state is None:
+        raise FileNotFoundError(f"{folder.parent}: no checkpoint left to resume from")
+    recorded = _recorded_epochs(folder.parent / "result.json")
+    return state, [m for m in state.get("history", []) if m["epoch"] > max(recorded, default=0)]
+
+
+def _recorded_epochs(result_file: Path) -> list[int]:
+    epochs = []
+    try:
+        lines = result_file.read_text().splitlines()
+    except OSError:
+        return epochs
+    for line in lines:
+        try:
+            epochs.append(int(json.loads(line)["epoch"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return epochs
 
 
 def _log(message: str) -> None:

@@ -1,0 +1,171 @@
+"""Interrupted searches resume: a real driver killed with SIGKILL or stopped with SIGINT.
+
+Each test starts `polsess-tune run` in its own session, interrupts it once a trial has reported,
+runs `polsess-tune resume`, and checks what a user relies on: the trial count, finished trials
+untouched, running trials continuing from their last epoch, and W&B runs without repeats.
+Only processes of the sessions the test started are killed (never `ray stop`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tune_app.results import load_experiment
+from tune_app.wandb_offline import find_offline_runs, metric_history
+
+REPO = Path(__file__).resolve().parents[1]
+EPOCHS = 4
+SAMPLES = 4
+TINY = ["--set", "N=16", "--set", "B=8", "--set", "H=16", "--set", "X=2", "--set", "R=1",
+        "--set", "batch_size=4", "--set", "segment_seconds=0.25", "--set", "num_workers=0",
+        "--set", f"num_epochs={EPOCHS}"]
+
+
+def _session_pids(sid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getsid(int(entry.name)) == sid:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def _kill_session(sid: int) -> None:
+    for pid in _session_pids(sid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    _wait_for(lambda: not [p for p in _session_pids(sid) if not _is_zombie(p)], 30, "session processes to exit")
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def _wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)  # polling a condition, not a guess at how long something takes
+
+
+def _epochs(folder: Path) -> dict[str, list[int]]:
+    out = {}
+    for trial in folder.glob("trial_*"):
+        rows = []
+        for line in (trial / "result.json").read_text().splitlines() if (trial / "result.json").exists() else []:
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                pass
+        out[trial.name.removeprefix("trial_")] = [int(r["epoch"]) for r in rows]
+    return out
+
+
+def _start(args: list[str], log: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "tune_app.cli", *args], cwd=REPO, env=env,
+                            stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+@pytest.fixture
+def started(demo_corpus: Path, tmp_path: Path):
+    storage = tmp_path / "runs"
+    folder = storage / "interrupted"
+    proc = _start(["run", "--data-root", str(demo_corpus), "--storage", str(storage), "--name", "interrupted",
+                   "--num-samples", str(SAMPLES), "--max-concurrent", "2", "--wandb", "offline",
+                   "--grace-period", "2", "--reduction-factor", "2", *TINY], tmp_path / "run.log")
+    sessions = [proc.pid]
+    yield proc, folder, tmp_path, sessions
+    for sid in sessions:
+        _kill_session(sid)
+
+
+def _interrupted_mid_search(folder: Path) -> bool:
+    epochs = _epochs(folder) if folder.exists() else {}
+    return sum(len(v) for v in epochs.values()) >= 2 and any(0 < len(v) < EPOCHS for v in epochs.values())
+
+
+def _resume_and_check(folder: Path, tmp_path: Path, before: dict[str, list[int]], sessions: list[int]) -> None:
+    resume = _start(["resume", str(folder)], tmp_path / "resume.log")
+    sessions.append(resume.pid)
+    assert resume.wait(timeout=600) == 0, (tmp_path / "resume.log").read_text()[-4000:]
+
+    after = _epochs(folder)
+    exp = load_experiment(folder)
+    assert len(exp.trials) == SAMPLES
+    assert all(t.status in ("COMPLETED", "EARLY_STOPPED") for t in exp.trials), [t.status for t in exp.trials]
+    continued = 0
+    for trial_id, epochs in after.items():
+        assert epochs == list(range(1, len(epochs) + 1)), (trial_id, epochs)  # no epoch redone or skipped
+        old = before.get(trial_id, [])
+        assert epochs[: len(old)] == old
+        continued += 0 < len(old) < len(epochs)
+    assert continued >= 1, (before, after)
+
+    runs = find_offline_runs(folder / "wandb-runs")
+    logged: dict[str, Counter] = {}
+    for run in runs:
+        logged.setdefault(run.run_id, Counter()).update(int(e) for _, e in metric_history(run, "epoch"))
+    assert set(logged) == set(after)
+    for trial_id, counts in logged.items():
+        assert max(counts.values()) == 1, (trial_id, counts)  # no epoch logged twice
+        assert sorted(counts) == after[trial_id]
+
+
+def test_resume_after_sigkill(started):
+    proc, folder, tmp_path, sessions = started
+    _wait_for(lambda: _interrupted_mid_search(folder) or proc.poll() is not None, 300, "a trial to report")
+    assert proc.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
+    _kill_session(proc.pid)  # the driver and every Ray process it started, at once
+    proc.wait()
+    before = _epochs(folder)
+    _resume_and_check(folder, tmp_path, before, sessions)
+
+
+def test_resume_after_ctrl_c(started):
+    proc, folder, tmp_path, sessions = started
+    _wait_for(lambda: _interrupted_mid_search(folder) or proc.poll() is not None, 300, "a trial to report")
+    assert proc.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
+    os.kill(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=90) == 130
+    out = (tmp_path / "run.log").read_text()
+    assert f"polsess-tune resume {folder}" in out
+    before = _epochs(folder)
+    _resume_and_check(folder, tmp_path, before, sessions)
+
+
+def test_sigterm_saves_state_like_ctrl_c(started):
+    proc, folder, tmp_path, sessions = started
+    _wait_for(lambda: _interrupted_mid_search(folder) or proc.poll() is not None, 300, "a trial to report")
+    os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=90) == 130
+    assert "Resume it with: polsess-tune resume" in (tmp_path / "run.log").read_text()
+    assert list(folder.glob("experiment_state-*.json"))
+
+
+def test_resume_refuses_what_it_cannot_resume(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for target, needle in ((tmp_path / "missing", "no such experiment folder"),
+                           (empty, "holds no Ray Tune experiment state")):
+        proc = subprocess.run([sys.executable, "-m", "tune_app.cli", "resume", str(target)], cwd=REPO,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and needle in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
