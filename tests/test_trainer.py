@@ -251,20 +251,28 @@ def test_nan_weights_raise_training_diverged(demo_corpus):
     assert trainer.epoch == 0
 
 
-@pytest.fixture(scope="module")
-def corpus_with_a_nan_row(tmp_path_factory) -> tuple[Path, str]:
-    """A real corpus whose train row 0 mix was rewritten as a float WAV full of NaN (a corrupt file)."""
-    root = make_corpus(tmp_path_factory.mktemp("nan") / "PolSESS_nan", train=4, val=2, test=2,
-                       sample_rate=8000, seconds=0.5, seed=1)
+def poison_train_mixes(root: Path, rows: list[int]) -> None:
+    """Rewrite these train rows' mix files as float WAVs full of NaN: real, if corrupt, corpus files."""
     frame = pd.read_csv(root / "train" / f"corpus_{root.name}_train_final.csv")
-    mix_path = root / "train" / "mix" / frame["mixFile"].iloc[0]
-    audio, rate = sf.read(mix_path, dtype="float32")
-    sf.write(mix_path, np.full_like(audio, np.nan), rate, subtype="FLOAT")
-    return root, str(mix_path)
+    for row in rows:
+        mix_path = root / "train" / "mix" / frame["mixFile"].iloc[row]
+        audio, rate = sf.read(mix_path, dtype="float32")
+        sf.write(mix_path, np.full_like(audio, np.nan), rate, subtype="FLOAT")
+
+
+def small_corpus(folder: Path) -> Path:
+    return make_corpus(folder / "PolSESS_small", train=4, val=2, test=2, sample_rate=8000, seconds=0.5, seed=1)
+
+
+@pytest.fixture(scope="module")
+def corpus_with_a_nan_row(tmp_path_factory) -> Path:
+    root = small_corpus(tmp_path_factory.mktemp("nan"))
+    poison_train_mixes(root, [0])
+    return root
 
 
 def test_one_bad_batch_below_the_limit_is_skipped(corpus_with_a_nan_row):
-    root, _ = corpus_with_a_nan_row
+    root = corpus_with_a_nan_row
     trainer = tiny_trainer(root, data__batch_size=1, training__max_bad_batches=2)
     metrics = trainer.train_epoch()
     assert all(math.isfinite(metrics[k]) for k in EXPECTED_KEYS)
@@ -274,10 +282,25 @@ def test_one_bad_batch_below_the_limit_is_skipped(corpus_with_a_nan_row):
 
 
 def test_one_bad_batch_at_the_limit_raises(corpus_with_a_nan_row):
-    root, _ = corpus_with_a_nan_row
-    trainer = tiny_trainer(root, data__batch_size=1, training__max_bad_batches=1)
+    trainer = tiny_trainer(corpus_with_a_nan_row, data__batch_size=1, training__max_bad_batches=1)
     with pytest.raises(TrainingDiverged, match=r"1 batches in a row in epoch 1.*lower training\.lr"):
         trainer.train_epoch()
+
+
+@pytest.mark.parametrize("separated", [False, True])
+def test_bad_batches_count_only_in_a_row(tmp_path, separated):
+    root = small_corpus(tmp_path)
+    trainer = tiny_trainer(root, data__batch_size=1, training__max_bad_batches=2)
+    # The epoch-1 shuffle order, from the trainer's own (seeded) loader; reads no audio.
+    order = list(trainer._loader(trainer.train_set, shuffle=True, epoch=1).sampler)
+    poison_train_mixes(root, [order[0], order[2] if separated else order[1]])
+    if separated:  # bad, good, bad, good: never two in a row
+        metrics = trainer.train_epoch()
+        assert math.isfinite(metrics["train_sisdr"])
+        assert adam_steps(trainer) == {2}
+    else:
+        with pytest.raises(TrainingDiverged, match="2 batches in a row in epoch 1"):
+            trainer.train_epoch()
 
 
 # --------------------------------------------------------------------------- gradient accumulation
@@ -289,6 +312,20 @@ def test_grad_accumulation_steps_the_optimizer_less_often(demo_corpus, accum, st
     trainer = tiny_trainer(demo_corpus, data__batch_size=2, training__grad_accumulation_steps=accum)
     trainer.train_epoch()
     assert adam_steps(trainer) == {steps}
+
+
+def test_accumulated_gradient_equals_the_big_batch_gradient(demo_corpus):
+    # 4 rows: one batch of 4, or two batches of 2 accumulated; either way one optimizer step on the same
+    # items. Adam's first moment after one step is (1 - beta1) * gradient, so it exposes the gradient.
+    common = {"data__train_max_samples": 4, "training__grad_clip_norm": None}
+    big = tiny_trainer(demo_corpus, data__batch_size=4, **common)
+    accumulated = tiny_trainer(demo_corpus, data__batch_size=2, training__grad_accumulation_steps=2, **common)
+    big_metrics, acc_metrics = big.train_epoch(), accumulated.train_epoch()
+    assert adam_steps(big) == adam_steps(accumulated) == {1}
+    assert acc_metrics["train_sisdr"] == pytest.approx(big_metrics["train_sisdr"], abs=1e-5)
+    for p_big, p_acc in zip(big.model.parameters(), accumulated.model.parameters(), strict=True):
+        torch.testing.assert_close(accumulated.optimizer.state[p_acc]["exp_avg"],
+                                   big.optimizer.state[p_big]["exp_avg"], rtol=1e-4, atol=1e-9)
 
 
 # --------------------------------------------------------------------------- devices, tasks

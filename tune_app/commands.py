@@ -133,6 +133,10 @@ def resume_experiment(folder: Path, restart_errored: bool, address: str | None) 
         print(f"nothing to resume: {folder.name} already finished ({summary_line(exp)}); "
               f"see `polsess-tune results {folder}`")
         return 0
+    if address:
+        from .cluster import check_address
+
+        check_address(address)
     resources = search.get("resources_per_trial", {"cpu": 1, "gpu": 0})
     print(f"resuming {folder.name}: {summary_line(exp)} so far, {num_samples} asked for", flush=True)
 

@@ -79,7 +79,7 @@ def build_callbacks(plan: RunPlan) -> list[Any]:
             project=plan.wandb_project,
             group=plan.name,
             upload_timeout=UPLOAD_TIMEOUT_S,
-            excludes=["done_training", "time_training_s"],
+            excludes=["done_training", "time_training_s", "node_id"],
             **kwargs,
         )
     ]
@@ -133,7 +133,8 @@ def build_tuner(plan: RunPlan):
     return tune.Tuner(trainable, param_space=to_dict(plan.base), tune_config=tune_config, run_config=run_config)
 
 
-def start_ray(address: str | None) -> None:
+def start_ray(address: str | None, wandb_mode: str = "offline") -> None:
+    """A local Ray (dashboard off), or the cluster at ``address`` with our code shipped to it."""
     import ray
 
     # Ray's new console output ignores the progress reporter; the classic one shows our columns.
@@ -141,10 +142,16 @@ def start_ray(address: str | None) -> None:
     if ray.is_initialized():
         return
     # Trial output stays in Ray's session logs; the console shows Tune's progress table.
-    if address:
-        ray.init(address=address, logging_level="WARNING", log_to_driver=False)
-    else:
+    if not address:
         ray.init(include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+        return
+    from .cluster import attach_error, enable_token_auth, runtime_env
+
+    source = enable_token_auth(address)
+    try:
+        ray.init(address=address, logging_level="WARNING", log_to_driver=False, runtime_env=runtime_env(wandb_mode))
+    except (ConnectionError, RuntimeError, ray.exceptions.AuthenticationError) as exc:
+        raise attach_error(address, exc, source) from None
 
 
 def forward_sigterm_to_tune() -> None:
@@ -167,9 +174,13 @@ def execute(plan: RunPlan):
     import ray
 
     _set_wandb_env(plan.wandb_mode)
-    start_ray(plan.address)
+    start_ray(plan.address, plan.wandb_mode)
     forward_sigterm_to_tune()
     try:
+        if plan.address:
+            from .cluster import check_cluster
+
+            check_cluster(plan.storage, plan.gpus_per_trial)
         return build_tuner(plan).fit()
     finally:
         ray.shutdown()
@@ -185,7 +196,7 @@ def restore(folder: str, resources: dict[str, float], wandb_mode: str, restart_e
     from .trainable import train_convtasnet
 
     _set_wandb_env(wandb_mode)
-    start_ray(address)
+    start_ray(address, wandb_mode)
     forward_sigterm_to_tune()
     try:
         tuner = tune.Tuner.restore(

@@ -106,6 +106,10 @@ def prepare_run(args: argparse.Namespace, default_space: Path, default_config: P
     gpus = args.gpus_per_trial if args.gpus_per_trial is not None else resources.get("gpu")
     if gpus is None:
         gpus = 1.0 if _local_gpu_count() and not args.address else 0.0
+    if args.address:
+        from .cluster import check_address
+
+        check_address(args.address)
     try:
         _check_resources(cpus, float(gpus), args.address)
     except TuneInputError as exc:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.fs
+import ray
 import torch
 from ray import tune
 
@@ -72,6 +73,7 @@ def train_convtasnet(config: dict[str, Any]) -> None:
                 "(--gpus-per-trial)"
             ) from None
         metrics["time_training_s"] = time.perf_counter() - start
+        metrics["node_id"] = ray.get_runtime_context().get_node_id()
         # Tells our Optuna searcher whether a trial ended on its own or was stopped by the scheduler.
         metrics["done_training"] = trainer.done
         with tempfile.TemporaryDirectory(prefix="polsess-ckpt-") as folder:
