@@ -9,9 +9,9 @@ trial runs all its epochs) and reports, as medians over ``--repeats`` searches:
    runs from the first trial being scheduled to the last trial's last report. The same share over
    the whole command (launch to exit) is printed beside it.
 2. run to first step: from the subprocess launch to the first trial's first training step, taken
-   as (the first report's arrival − that epoch's ``time_training_s``) − launch. The arrival comes a
-   little after the worker's report (checkpoint save and upload, one driver round trip), so this
-   errs on the long side.
+   as (the time of that trial's first report − that epoch's ``time_training_s``) − launch, minimised
+   over trials. The report time is the worker's ``timestamp`` (whole seconds, rounded down) narrowed
+   by the report's arrival at the driver and the actor's start (see below): ±0.5 s at worst.
 3. the command's wall time and its split: before Ray (interpreter start, imports, the dry checks),
    Ray start-up (``import ray`` + ``ray.init``), Tune set-up (Tuner, searcher and callbacks, up to the
    first trial being scheduled), the search (the span of 1.) and the tail (last report to exit:
@@ -31,18 +31,23 @@ Method (no instrumentation of the app; everything comes from what a normal run l
   (``<session>/artifacts/<time>/<name>/driver_artifacts/trial_*``) and only copies them to the
   experiment folder on each sync, so the timestamps come from the staging folder: the trial folder's
   birth time = trial scheduled (actor requested); ``params.json``'s birth time = actor ready (Tune's
-  ``on_trial_start``); ``progress.csv``'s birth time = first report received; ``result.json``'s
+  ``on_trial_start``); ``progress.csv``'s birth time = first report received by the driver (the CSV
+  logger writes it on the first result, after the W&B callback has handled it); ``result.json``'s
   modification time = last report received. Birth times need ``stat -c %W`` (GNU coreutils, a file
   system that records it, e.g. ext4); without them the script falls back to modification times and
-  says so. ``result.json``'s own ``timestamp`` field is whole seconds only, so it is not used.
+  says so. The worker-side time of the first report is its ``timestamp`` field (whole seconds)
+  narrowed by the arrival and by the actor being ready before the first step: the middle of
+  [max(timestamp, ready + first time_this_iter_s), min(timestamp + 1, arrival)].
 * Per trial, the slot time from being scheduled to the last report splits exactly into: actor start
   (scheduled → ready: worker process, imports, Trainable set-up), start callbacks (ready → first
-  ``step()``, = first arrival − first ``time_this_iter_s``), in-trial set-up (first ``time_this_iter_s``
-  − its ``time_training_s``: Trainer, datasets, model, plus the first report), training, per-epoch
-  report cost (``time_this_iter_s − time_training_s`` of later epochs: checkpoint save and report)
-  and driver gaps between epochs (time the synchronous report waits for the driver, i.e. arrival
-  spacing not covered by ``time_this_iter_s``). What is left of span × slots is idle slot time (a
-  slot between one trial's end and the next trial being scheduled, or after the last trial there).
+  ``step()`` = first report − first ``time_this_iter_s``; the driver's ``on_trial_start`` callbacks and
+  the ``train`` call reaching the actor), in-trial set-up (first ``time_this_iter_s`` − its
+  ``time_training_s``: Trainer, datasets, model, then the first checkpoint save and report), the first
+  report reaching the driver (report → arrival), training, per-epoch report cost
+  (``time_this_iter_s − time_training_s`` of later epochs: checkpoint save and report) and driver gaps
+  between epochs (the synchronous report waiting for the driver: arrival spacing not covered by
+  ``time_this_iter_s``). What is left of span × slots is idle slot time (a slot between one trial's
+  end and the next trial being scheduled, or after the last trial there).
 * Reference figures, each in a fresh interpreter: importing ``tune_app.trainable`` (what every trial
   worker pays), a bare ``import ray; ray.init(); ray.shutdown()``, and ``polsess-tune run --dry-run``.
 
@@ -92,19 +97,33 @@ class Trial:
         return sum(r["time_training_s"] for r in self.rows)
 
     @property
+    def first_report(self) -> float:
+        """When the worker made its first report. Its ``timestamp`` is the whole second (rounded down);
+        the report came no earlier than the first step() plus that step's length (the step starts
+        after the actor is ready) and no later than its arrival at the driver: the middle of what
+        those bounds leave."""
+        ts = float(self.rows[0]["timestamp"])
+        low = max(ts, self.ready + self.rows[0]["time_this_iter_s"])
+        high = min(ts + 1.0, self.first_arrival)
+        if low > high:  # the bounds disagree (e.g. no birth times): trust the arrival
+            return self.first_arrival
+        return (low + high) / 2
+
+    @property
     def first_step(self) -> float:  # Tune's first step() call on the actor
-        return self.first_arrival - self.rows[0]["time_this_iter_s"]
+        return self.first_report - self.rows[0]["time_this_iter_s"]
 
     @property
     def first_training(self) -> float:  # the first train_epoch() call
-        return self.first_arrival - self.rows[0]["time_training_s"]
+        return self.first_report - self.rows[0]["time_training_s"]
 
     def parts(self) -> dict[str, float]:
-        later = self.rows[1:]
+        first, later = self.rows[0], self.rows[1:]
         return {
             "actor start (scheduled -> ready)": self.ready - self.scheduled,
             "start callbacks (ready -> first step)": self.first_step - self.ready,
-            "in-trial set-up + first report": self.rows[0]["time_this_iter_s"] - self.rows[0]["time_training_s"],
+            "in-trial set-up + first report (worker)": first["time_this_iter_s"] - first["time_training_s"],
+            "first report reaching the driver": self.first_arrival - self.first_report,
             "training (time_training_s)": self.training_s,
             "report + checkpoint, later epochs": sum(r["time_this_iter_s"] - r["time_training_s"] for r in later),
             "driver gaps between epochs": (self.last_arrival - self.first_arrival)
@@ -254,6 +273,7 @@ def run_search(index: int, args: argparse.Namespace, data_root: Path, work: Path
         "-> its first step()": first.first_step - first.ready,
         "-> its first train_epoch()": first.first_training - first.first_step,
     }
+    arrival = {"(its first report reached the driver at, from launch)": first.first_arrival - launch}
     if first.scheduled != first_sched:
         notes.append("the first trial to train was not the first scheduled")
     parts: dict[str, float] = {}
@@ -271,7 +291,8 @@ def run_search(index: int, args: argparse.Namespace, data_root: Path, work: Path
         p = list(t.parts().values())
         per_trial.append(f"{t.trial_id}  scheduled at {t.scheduled - launch:6.1f} s, last report at "
                          f"{t.last_arrival - launch:6.1f} s: actor {p[0]:4.1f}, callbacks {p[1]:4.1f}, "
-                         f"set-up {p[2]:4.1f}, training {p[3]:5.1f}, reports {p[4]:4.1f}, gaps {p[5]:4.1f} s")
+                         f"set-up {p[2]:4.1f}, 1st report wait {p[3]:3.1f}, training {p[4]:5.1f}, "
+                         f"reports {p[5]:3.1f}, gaps {p[6]:3.1f} s")
     return Run(
         wall=exit_t - launch,
         pre_ray=search_line - launch,
@@ -283,7 +304,7 @@ def run_search(index: int, args: argparse.Namespace, data_root: Path, work: Path
         share_span=training / (span * slots),
         share_wall=training / ((exit_t - launch) * slots),
         first_step=first.first_training - launch,
-        first_chain=chain,
+        first_chain={**chain, **arrival},
         parts=parts,
         trial_s=[t.last_arrival - t.scheduled for t in trials],
         epochs=[len(t.rows) for t in trials],
@@ -330,6 +351,18 @@ def reference(data_root: Path, repeats: int) -> dict[str, float]:
 # --------------------------------------------------------------------------- main
 
 
+def git_state() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, check=True).stdout.split("\n")
+    except (OSError, subprocess.CalledProcessError):
+        return "not a git checkout"
+    changed = [line[3:] for line in dirty if line.strip()]
+    return f"commit {head}" + (f", uncommitted changes in {', '.join(changed)}" if changed else "")
+
+
 def med(values: list[float]) -> float:
     return statistics.median(values)
 
@@ -366,6 +399,7 @@ def main() -> None:
             start = time.perf_counter()
             root = make_corpus(work / "PolSESS_bench", train=200, val=20, test=0, sample_rate=8000, seconds=2.0)
             print(f"made 200/20 rows (8 kHz, 2 s) in {time.perf_counter() - start:.1f} s at {root}")
+        print(f"code: {git_state()}")
         print(f"{args.repeats} search(es): {args.num_samples} trials, {args.max_concurrent} at once, 1 CPU each, "
               f"{args.epochs} epochs, segment {args.segment:g} s, W&B {args.wandb}; nproc {os.cpu_count()}\n")
 
@@ -389,7 +423,7 @@ def main() -> None:
     print(f"\nmedians over {len(runs)} search(es)")
     print("\nrun to first step, step by step:")
     for key in runs[0].first_chain:
-        print(f"  {key:48}{med([r.first_chain[key] for r in runs]):7.1f} s")
+        print(f"  {key:54}{med([r.first_chain[key] for r in runs]):7.1f} s")
     print("\ncommand wall time split:")
     split = [
         ("before Ray (interpreter, imports, dry checks)", "pre_ray"),

@@ -11,13 +11,17 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .config import Config, ConfigError, save_config
 from .model import count_parameters
 from .trainer import Trainer
 
+RESUME_OVERRIDABLE = ("training.num_epochs", "data.data_root", "training.device")
 
-def fit(cfg: Config, out_dir: str | Path, resume: bool = False, log: Callable[[str], None] = print) -> Trainer:
+
+def fit(cfg: Config | None, out_dir: str | Path, resume: bool = False, log: Callable[[str], None] = print,
+        resume_overrides: dict[str, Any] | None = None) -> Trainer:
     out = Path(out_dir)
     last = out / "last.pt"
     if last.exists() and not resume:
@@ -28,9 +32,20 @@ def fit(cfg: Config, out_dir: str | Path, resume: bool = False, log: Callable[[s
     out.mkdir(parents=True, exist_ok=True)
 
     if resume:
-        trainer = Trainer.from_checkpoint(last, log=log)
+        overrides = dict(resume_overrides or {})
+        fixed = sorted(set(overrides) - set(RESUME_OVERRIDABLE))
+        if fixed:
+            raise ConfigError(f"{fixed[0]}: cannot change on --resume (only {', '.join(RESUME_OVERRIDABLE)}); "
+                              "start a new run with another --out")
+        trainer = Trainer.from_checkpoint(last, overrides=overrides, log=log)
+        if overrides:
+            save_config(trainer.cfg, out / "config.yaml", header="Resolved by polsess-tune train (resumed)")
+        # The checkpoint's history is the truth: a kill between two writes can leave metrics.jsonl
+        # an epoch ahead of or behind last.pt.
+        (out / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in trainer.history))
         log(f"resuming {out} after epoch {trainer.epoch}")
     else:
+        assert cfg is not None
         trainer = Trainer(cfg, log=log)
         save_config(trainer.cfg, out / "config.yaml", header="Resolved by polsess-tune train")
     log(f"ConvTasNet {count_parameters(trainer.model) / 1e6:.2f}M params on {trainer.device}; "

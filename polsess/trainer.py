@@ -85,6 +85,7 @@ class Trainer:
         self.epochs_without_improvement = 0
         self.improved = False
         self.history: list[dict[str, float]] = []  # every epoch's metrics, saved with the state
+        self.bad_batches_in_a_row = 0  # NaN/Inf losses, counted across epoch boundaries
 
     # ------------------------------------------------------------------ schedule
 
@@ -115,6 +116,9 @@ class Trainer:
 
         train_sisdr = self._train_pass(epoch)
         val_sisdr, val_sisdri = self.validate()
+        if not math.isfinite(val_sisdr):
+            raise TrainingDiverged(f"validation SI-SDR is {val_sisdr} after epoch {epoch}; the model diverged: "
+                                   "lower training.lr or set training.grad_clip_norm")
 
         self.improved = val_sisdr > self.best_val_sisdr
         if self.improved:
@@ -158,7 +162,7 @@ class Trainer:
         accum = t.grad_accumulation_steps
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        total, count, bad_in_a_row, pending = 0.0, 0, 0, 0
+        total, count, pending = 0.0, 0, 0
         for batch in self._loader(self.train_set, shuffle=True, epoch=epoch):
             mix = batch["mix"].to(self.device, non_blocking=True)
             clean = batch["clean"].to(self.device, non_blocking=True)
@@ -167,17 +171,17 @@ class Trainer:
             score, _ = score_batch(estimate.float(), clean, mix)
             loss = -score.mean()
             if not torch.isfinite(loss):
-                bad_in_a_row += 1
+                self.bad_batches_in_a_row += 1
                 self.optimizer.zero_grad(set_to_none=True)
                 pending = 0
-                if bad_in_a_row >= t.max_bad_batches:
+                if self.bad_batches_in_a_row >= t.max_bad_batches:
                     raise TrainingDiverged(
-                        f"loss was NaN/Inf for {bad_in_a_row} batches in a row in epoch {epoch} "
+                        f"loss was NaN/Inf for {self.bad_batches_in_a_row} batches in a row in epoch {epoch} "
                         f"(lr={self.optimizer.param_groups[0]['lr']:.3g}); lower training.lr or set "
                         "training.grad_clip_norm"
                     )
                 continue
-            bad_in_a_row = 0
+            self.bad_batches_in_a_row = 0
             self.scaler.scale(loss / accum).backward()
             pending += 1
             total += score.detach().sum().item()
@@ -187,7 +191,11 @@ class Trainer:
                 pending = 0
         if pending:
             self._step()
-        return total / max(count, 1)
+        if count == 0:
+            raise TrainingDiverged(
+                f"no batch of epoch {epoch} had a finite loss; lower training.lr or set training.grad_clip_norm"
+            )
+        return total / count
 
     def _step(self) -> None:
         clip = self.cfg.training.grad_clip_norm
@@ -279,5 +287,13 @@ class Trainer:
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint")
-    return torch.load(path, map_location="cpu", weights_only=False)
+        raise ConfigError(f"{path}: no such checkpoint")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise ConfigError(f"{path}: not a polsess-tune checkpoint ({type(exc).__name__}); pass a last.pt or "
+                          "best.pt written by `polsess-tune train`") from None
+    if not isinstance(state, dict) or "flat_config" not in state or "model" not in state:
+        raise ConfigError(f"{path}: not a polsess-tune checkpoint; pass a last.pt or best.pt written by "
+                          "`polsess-tune train`")
+    return state

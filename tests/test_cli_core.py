@@ -10,7 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+import soundfile as sf
 import torch
 import yaml
 
@@ -90,8 +93,6 @@ def test_make_data_writes_a_corpus(tmp_path, cache):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["PolSESS_cli"]  # no temporary folder left behind
 
 
-@pytest.mark.xfail(strict=True, reason="bug: make-data into an existing corpus raises ValueError from "
-                   "polsess.synth.make_corpus, which tune_app.cli.main does not catch: traceback, exit 1")
 def test_make_data_into_an_existing_corpus_is_a_one_line_error(tmp_path, cache):
     root = tmp_path / "PolSESS_taken"
     (root / "train").mkdir(parents=True)
@@ -181,8 +182,6 @@ def test_resume_without_a_run_is_a_one_line_error(tmp_path, cache):
     assert_one_line_error(proc, "nothing", "no last.pt")
 
 
-@pytest.mark.xfail(strict=True, reason="limitation: `train --resume` rebuilds the run from last.pt alone and "
-                   "silently ignores --epochs (and every other flag), so a finished run cannot be extended")
 def test_resume_with_more_epochs_extends_or_refuses(trained_run, tmp_path, cache):
     run = shutil.copytree(trained_run[0], tmp_path / "run")
     proc = polsess_tune("train", "--out", run, "--resume", "--epochs", 3, cache=cache)
@@ -254,6 +253,20 @@ def test_bad_set_is_a_one_line_error(tmp_path, demo_corpus, cache, setting, need
     assert not out.exists()
 
 
+def test_diverged_training_is_a_one_line_error(tmp_path, cache):
+    root = make_corpus(tmp_path / "PolSESS_nan", train=2, val=2, test=2, sample_rate=8000, seconds=0.5, seed=1)
+    frame = pd.read_csv(root / "train" / f"corpus_{root.name}_train_final.csv")
+    for name in frame["mixFile"]:  # corrupt mixes: float WAVs full of NaN
+        audio, rate = sf.read(root / "train" / "mix" / name, dtype="float32")
+        sf.write(root / "train" / "mix" / name, np.full_like(audio, np.nan), rate, subtype="FLOAT")
+    proc = polsess_tune("train", "--data-root", root, *TINY, "--set", "max_bad_batches=1", "--epochs", 1,
+                        "--out", tmp_path / "run", cache=cache)
+    # Not a usage error (exit 2) but a run that failed (exit 1), said in one line.
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    (line,) = [x for x in proc.stderr.strip().splitlines() if x.startswith("error: ")]
+    assert "NaN/Inf" in line and "epoch 1" in line and "training.lr" in line
+
+
 # --------------------------------------------------------------------------- evaluate
 
 
@@ -294,4 +307,9 @@ def test_evaluate_a_missing_checkpoint_is_a_one_line_error(tmp_path, cache):
     proc = polsess_tune("evaluate", missing, cache=cache)
     assert_one_line_error(proc, str(missing))
     assert proc.stdout == ""
+
+
+def test_evaluate_a_file_that_is_not_a_checkpoint_is_a_one_line_error(cache):
+    proc = polsess_tune("evaluate", DEMO_CONFIG, cache=cache)
+    assert_one_line_error(proc, str(DEMO_CONFIG))
 

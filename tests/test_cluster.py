@@ -7,6 +7,7 @@ the machine.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -46,11 +47,13 @@ def _session_pids(sid: int) -> list[int]:
 
 
 def _end_session(proc: subprocess.Popen) -> None:
+    # `ray start --block` stops and reaps its own processes on SIGTERM; SIGKILL whatever is left.
+    proc.send_signal(signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=30)
     for pid in _session_pids(proc.pid):
-        try:
+        with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
     proc.wait(timeout=30)
     deadline = time.monotonic() + 30
     while [p for p in _session_pids(proc.pid) if Path(f"/proc/{p}").exists() and not _zombie(p)]:

@@ -8,6 +8,7 @@ Only processes of the sessions the test started are killed (never `ray stop`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -44,10 +45,8 @@ def _session_pids(sid: int) -> list[int]:
 
 def _kill_session(sid: int) -> None:
     for pid in _session_pids(sid):
-        try:
+        with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
     _wait_for(lambda: not [p for p in _session_pids(sid) if not _is_zombie(p)], 30, "session processes to exit")
 
 
@@ -71,10 +70,8 @@ def _epochs(folder: Path) -> dict[str, list[int]]:
     for trial in folder.glob("trial_*"):
         rows = []
         for line in (trial / "result.json").read_text().splitlines() if (trial / "result.json").exists() else []:
-            try:
+            with contextlib.suppress(ValueError):
                 rows.append(json.loads(line))
-            except ValueError:
-                pass
         out[trial.name.removeprefix("trial_")] = [int(r["epoch"]) for r in rows]
     return out
 
@@ -153,7 +150,7 @@ def test_resume_after_ctrl_c(started):
 
 
 def test_sigterm_saves_state_like_ctrl_c(started):
-    proc, folder, tmp_path, sessions = started
+    proc, folder, tmp_path, _sessions = started
     _wait_for(lambda: _interrupted_mid_search(folder) or proc.poll() is not None, 300, "a trial to report")
     os.kill(proc.pid, signal.SIGTERM)
     assert proc.wait(timeout=90) == 130

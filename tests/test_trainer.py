@@ -74,6 +74,7 @@ def test_train_epoch_reports_the_metric_keys_and_counts_epochs(demo_corpus):
             assert math.isfinite(metrics[key]), (key, metrics[key])
         assert metrics["best_val_sisdr"] == max(m["val_sisdr"] for m in history[:i])
     assert history[0]["lr"] == 3e-3
+    assert trainer.history == history
     assert trainer.best_val_sisdr == max(m["val_sisdr"] for m in history)
 
 
@@ -126,6 +127,7 @@ def test_resume_from_checkpoint_is_exact(demo_corpus, tmp_path, case):
     assert_same_weights(resumed.model, straight.model)
     assert resumed.scheduler.state_dict() == straight.scheduler.state_dict()
     assert adam_steps(resumed) == adam_steps(straight)
+    assert resumed.history == [straight_metrics[0], second]  # the checkpoint carries epoch 1's metrics
     if case == "curriculum":
         assert resumed.train_set.allowed_variants == ("C", "R", "S")
 
@@ -301,6 +303,18 @@ def test_bad_batches_count_only_in_a_row(tmp_path, separated):
     else:
         with pytest.raises(TrainingDiverged, match="2 batches in a row in epoch 1"):
             trainer.train_epoch()
+
+
+def test_an_epoch_with_only_bad_batches_does_not_report_a_score(demo_corpus):
+    trainer = tiny_trainer(demo_corpus, training__max_bad_batches=20)  # 2 batches per epoch, both NaN
+    with torch.no_grad():
+        for p in trainer.model.parameters():
+            p.fill_(float("nan"))
+    try:
+        metrics = trainer.train_epoch()
+    except TrainingDiverged:
+        return
+    assert math.isnan(metrics["train_sisdr"]), metrics
 
 
 # --------------------------------------------------------------------------- gradient accumulation

@@ -132,8 +132,11 @@ def cmd_make_data(args: argparse.Namespace) -> int:
     from polsess.synth import make_corpus
 
     start = time.perf_counter()
-    root = make_corpus(args.root, train=args.train, val=args.val, test=args.test,
-                       sample_rate=args.sample_rate, seconds=args.seconds, seed=args.seed)
+    try:
+        root = make_corpus(args.root, train=args.train, val=args.val, test=args.test,
+                           sample_rate=args.sample_rate, seconds=args.seconds, seed=args.seed)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     print(f"wrote {args.train}/{args.val}/{args.test} rows to {root} in {time.perf_counter() - start:.1f} s")
     return 0
 
@@ -146,7 +149,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         if args.out is None:
             raise UsageError("--resume needs --out DIR (the run folder to continue)")
-        fit(None, args.out, resume=True)  # type: ignore[arg-type]
+        if args.config:
+            raise UsageError("--resume continues the config saved in --out; drop --config")
+        from polsess.config import resolve_name
+
+        trainer = fit(None, args.out, resume=True,
+                      resume_overrides={resolve_name(k): v for k, v in overrides.items()})
+        print(f"best val SI-SDR {trainer.best_val_sisdr:.2f} dB; checkpoints in {args.out}")
         return 0
     cfg = load_config(args.config or DEFAULT_CONFIG, overrides)
     if not cfg.data.data_root:
@@ -193,15 +202,17 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from polsess.trainer import TrainingDiverged
+
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
     except _user_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except FileNotFoundError as exc:
+    except TrainingDiverged as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

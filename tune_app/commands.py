@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .errors import TuneInputError
 from .plan import RunPlan, prepare_run
-from .results import SEARCH_FILE, export_best, load_experiment, summary_line, table, write_csv
+from .results import SEARCH_FILE, error_lines, export_best, load_experiment, summary_line, table, write_csv
 from .search_space import describe, format_dry_run, sample_configs
 
 DRY_RUN_SAMPLES = 3
@@ -98,6 +98,8 @@ def finish(folder: Path, wall_s: float, num_samples: int) -> int:
     write_csv(exp, folder / "results.csv")
     print()
     print(table(exp, top=5))
+    for line in error_lines(exp):
+        print(line)
     print(f"\n{summary_line(exp)} in {wall_s / 60:.1f} min")
     unfinished = len(exp.trials) < num_samples or any(
         t.status in ("PENDING", "RUNNING", "PAUSED", "UNKNOWN") for t in exp.trials

@@ -143,7 +143,9 @@ def start_ray(address: str | None, wandb_mode: str = "offline") -> None:
         return
     # Trial output stays in Ray's session logs; the console shows Tune's progress table.
     if not address:
-        ray.init(include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+        # "local" always starts a new cluster: a bare ray.init() would attach to whatever `ray start`
+        # left on this machine, even a head that has since died.
+        ray.init(address="local", include_dashboard=False, logging_level="WARNING", log_to_driver=False)
         return
     from .cluster import attach_error, enable_token_auth, runtime_env
 

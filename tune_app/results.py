@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,7 @@ def load_experiment(path: str | Path) -> Experiment:
             config=config,
             history=history,
             path=trial_dir,
-            error=state.get("error"),
+            error=_error_reason(trial_dir) or state.get("error"),
         ))
     for trial_id, state in states.items():  # trials that never got a folder
         if not any(t.trial_id == trial_id for t in trials):
@@ -150,6 +151,16 @@ def _trial_states(path: Path) -> dict[str, dict[str, Any]]:
             out[trial_id] = {"status": trial.get("status"), "config": trial.get("config"),
                              "error": _error_text(trial)}
     return out
+
+
+def _error_reason(trial_dir: Path) -> str | None:
+    """The exception line of the trial's error.txt: what a user needs, without the traceback."""
+    try:
+        lines = [line.strip() for line in (trial_dir / "error.txt").read_text().splitlines() if line.strip()]
+    except OSError:
+        return None
+    reasons = [line for line in lines if re.match(r"^[\w.]+(Error|Exception|Diverged)\b.*:", line)]
+    return (reasons[-1] if reasons else lines[-1]) if lines else None
 
 
 def _error_text(trial: dict[str, Any]) -> str | None:
@@ -249,6 +260,10 @@ def write_csv(exp: Experiment, out: str | Path) -> Path:
             writer.writerow([t.trial_id, t.status, *[flat.get(p, "") for p in params], t.epochs,
                              t.best(exp.metric, exp.mode), val[-1] if val else ""])
     return out
+
+
+def error_lines(exp: Experiment) -> list[str]:
+    return [f"trial {t.trial_id} errored: {t.error or 'see its error.txt'}" for t in exp.trials if t.status == "ERROR"]
 
 
 def summary_line(exp: Experiment) -> str:
