@@ -32,13 +32,14 @@ def build_searcher(plan: RunPlan):
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = plan.spec
+    spec.num_samples = plan.num_samples  # TPE's start-up trials are sized by the real budget
     space = {space_key(p): d for p, d in optuna_space(spec).items()}
     points = [{space_key(p): v for p, v in point.items() if p in spec.space} for point in spec.points_to_evaluate]
     return PruningOptunaSearch(
         space=space,
         metric=spec.metric,
         mode=spec.mode,
-        sampler=make_sampler(spec, plan.seed),
+        sampler=make_sampler(spec, plan.seed, key=space_key),
         points_to_evaluate=points or None,
     )
 

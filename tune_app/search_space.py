@@ -23,6 +23,7 @@ import math
 import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -931,19 +932,21 @@ def optuna_space(spec: SearchSpec) -> dict[str, optuna.distributions.BaseDistrib
     return out
 
 
-def make_sampler(spec: SearchSpec, seed: int | None = None) -> optuna.samplers.BaseSampler:
+def make_sampler(spec: SearchSpec, seed: int | None = None,
+                 key: Callable[[str], str] = str) -> optuna.samplers.BaseSampler:
     """The Optuna sampler for ``spec.method``; ``seed`` None means ``spec.seed``.
 
     bayes → TPE with ``n_startup_trials = min(10, max(2, num_samples // 4))`` (10 when the budget
     is unknown): Optuna's fixed 10 random startup trials would make a run_cap: 8 "bayes" search
     purely random, while a quarter of the budget still gives TPE a spread to model.
     random → RandomSampler. grid → GridSampler over every ``values`` list (seed only shuffles order).
+    ``key`` maps a config path to the parameter name the study uses (the driver's '/'-joined names).
     """
     seed = spec.seed if seed is None else seed
     if spec.method == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if spec.method == "grid":
-        return optuna.samplers.GridSampler({path: list(p.values or ()) for path, p in spec.space.items()},
+        return optuna.samplers.GridSampler({key(path): list(p.values or ()) for path, p in spec.space.items()},
                                            seed=seed)
     startup = 10 if spec.num_samples is None else min(10, max(2, spec.num_samples // 4))
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
