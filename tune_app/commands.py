@@ -130,8 +130,9 @@ def resume_experiment(folder: Path, restart_errored: bool, address: str | None) 
     search = json.loads((folder / SEARCH_FILE).read_text()) if (folder / SEARCH_FILE).exists() else {}
     num_samples = int(search.get("num_samples", 0))
     exp = load_experiment(folder)
-    done = ("COMPLETED", "EARLY_STOPPED") if restart_errored else ("COMPLETED", "EARLY_STOPPED", "ERROR")
-    if len(exp.trials) >= num_samples and all(t.status in done for t in exp.trials):
+    # Errored trials count as unfinished: resume retries them from their last checkpoint, or from
+    # scratch with --restart-errored.
+    if len(exp.trials) >= num_samples and all(t.status in ("COMPLETED", "EARLY_STOPPED") for t in exp.trials):
         print(f"nothing to resume: {folder.name} already finished ({summary_line(exp)}); "
               f"see `polsess-tune results {folder}`")
         return 0

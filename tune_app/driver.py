@@ -140,6 +140,9 @@ def start_ray(address: str | None, wandb_mode: str = "offline") -> None:
 
     # Ray's new console output ignores the progress reporter; the classic one shows our columns.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Each checkpoint forces a snapshot (num_to_keep=1 keeps state and kept checkpoints in step); with
+    # short demo epochs Ray warns about that on every epoch.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if ray.is_initialized():
         return
     # Trial output stays in Ray's session logs; the console shows Tune's progress table.

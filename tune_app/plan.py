@@ -96,7 +96,7 @@ def prepare_run(args: argparse.Namespace, default_space: Path, default_config: P
     if not spec.space and not args.dry_run:
         raise TuneInputError(f"{space_file}: parameters: nothing left to search; add a distribution or values")
 
-    num_samples = args.num_samples or spec.num_samples or DEFAULT_NUM_SAMPLES
+    num_samples = next(n for n in (args.num_samples, spec.num_samples, DEFAULT_NUM_SAMPLES) if n is not None)
     if num_samples < 1:
         raise TuneInputError(f"--num-samples {num_samples}: must be at least 1")
     seed = args.seed if args.seed is not None else (spec.seed if spec.seed is not None else 0)
@@ -116,7 +116,7 @@ def prepare_run(args: argparse.Namespace, default_space: Path, default_config: P
         if not args.dry_run:
             raise
         notes.append(f"not runnable on this machine as is: {exc}")
-    max_concurrent = args.max_concurrent or spec.max_concurrent
+    max_concurrent = args.max_concurrent if args.max_concurrent is not None else spec.max_concurrent
     if max_concurrent is not None and max_concurrent < 1:
         raise TuneInputError(f"--max-concurrent {max_concurrent}: must be at least 1")
 
