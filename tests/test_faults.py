@@ -102,3 +102,15 @@ def test_a_nan_loss_ends_one_trial_with_its_reason_and_the_search_goes_on(demo_c
     assert by_limit[1000].status == "COMPLETED" and by_limit[1000].epochs == 2
     assert f"trial {by_limit[1].trial_id} errored: " in proc.stdout
     assert "2 trials: 1 completed, 0 early-stopped, 1 error" in proc.stdout
+
+    # Errored trials are the user's call on resume: --restart-errored runs them again from scratch
+    # (a new trial id); the completed trial is left as it was.
+    done_before = (by_limit[1000].path / "result.json").read_bytes()
+    again = subprocess.run([sys.executable, "-m", "tune_app.cli", "resume", str(tmp_path / "nan"), "--restart-errored"],
+                           cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    after = {t.trial_id: t for t in load_experiment(tmp_path / "nan").trials}
+    assert by_limit[1].trial_id not in after and len(after) == 2
+    (restarted,) = [t for t in after.values() if t.trial_id != by_limit[1000].trial_id]
+    assert restarted.status == "ERROR" and restarted.config["training"]["max_bad_batches"] == 1
+    assert (by_limit[1000].path / "result.json").read_bytes() == done_before

@@ -94,6 +94,8 @@ def load_experiment(path: str | Path) -> Experiment:
     trials = []
     for trial_dir in sorted(path.glob("trial_*")):
         trial_id = trial_dir.name.removeprefix("trial_")
+        if states and trial_id not in states:
+            continue  # replaced by `resume --restart-errored` (a restarted trial gets a new id)
         state = states.get(trial_id, {})
         config = _read_json(trial_dir / "params.json") or state.get("config") or {}
         history = _read_results(trial_dir / "result.json")
