@@ -52,7 +52,7 @@ Method (no instrumentation of the app; everything comes from what a normal run l
   worker pays), a bare ``import ray; ray.init(); ray.shutdown()``, and ``polsess-tune run --dry-run``.
 
     python benchmarks/driver_overhead.py            # 3 searches, 4 epochs of 2 s clips: trials >= 30 s
-    python benchmarks/driver_overhead.py --quick    # 1 search, 2 epochs of 1 s crops (about 1.5 min)
+    python benchmarks/driver_overhead.py --quick    # 1 search, 2 epochs of 1 s crops (1-2 min)
     python benchmarks/driver_overhead.py --data-root /data/PolSESS_C_in --repeats 5
 """
 
@@ -369,7 +369,7 @@ def med(values: list[float]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 search of 2 epochs on 1 s crops (about 1.5 min)")
+    parser.add_argument("--quick", action="store_true", help="1 search of 2 epochs on 1 s crops (1-2 min)")
     parser.add_argument("--repeats", type=int, help="searches to run (default 3, --quick 1)")
     parser.add_argument("--data-root", type=Path, help="an existing corpus (default: make 200/20 rows, 8 kHz, 2 s)")
     parser.add_argument("--epochs", type=int, help="epochs per trial (default 4, --quick 2)")
@@ -420,7 +420,7 @@ def main() -> None:
         if args.keep:
             print(f"\nkept in {work}")
 
-    print(f"\nmedians over {len(runs)} search(es)")
+    print(f"\nmedians over {len(runs)} search(es), each figure on its own (so parts need not add up to totals)")
     print("\nrun to first step, step by step:")
     for key in runs[0].first_chain:
         print(f"  {key:54}{med([r.first_chain[key] for r in runs]):7.1f} s")

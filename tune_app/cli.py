@@ -205,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     from polsess.trainer import TrainingDiverged
 
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # a staged search stores it to resume
     try:
         return _dispatch(args)
     except _user_errors() as exc:

@@ -9,8 +9,20 @@ from pathlib import Path
 
 from .errors import TuneInputError
 from .plan import RunPlan, prepare_run
-from .results import SEARCH_FILE, error_lines, export_best, load_experiment, summary_line, table, write_csv
+from .results import (
+    SEARCH_FILE,
+    error_lines,
+    export_best,
+    has_experiment_state,
+    load_experiment,
+    summary_line,
+    table,
+    write_csv,
+)
 from .search_space import describe, format_dry_run, sample_configs
+from .stages import parse_stages
+
+STAGES_FILE = "stages.json"
 
 DRY_RUN_SAMPLES = 3
 
@@ -71,6 +83,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         folder = Path(args.storage or "runs").expanduser().resolve() / args.name
         return resume_experiment(folder, restart_errored=False, address=args.address)
     plan = prepare_run(args, DEFAULT_SPACE, DEFAULT_CONFIG, config_overrides(args))
+    if plan.spec.stages:
+        from .staged import run_staged
+
+        stages = parse_stages(plan.spec)  # checked before anything starts
+        if args.dry_run:
+            print_dry_run(plan, args.json)
+            print(f"stages: {', '.join(f'{s.name} ({s.num_samples} trials)' for s in stages)}")
+            return 0
+        plan.base.data.data_root = resolve_data_root(plan.base.data.data_root)
+        check_corpus(plan)
+        return run_staged(plan, stages, list(getattr(args, "argv", [])))
     if args.dry_run:
         print_dry_run(plan, args.json)
         return 0
@@ -92,7 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     return finish(Path(plan.experiment_path), time.perf_counter() - start, plan.num_samples)
 
 
-def finish(folder: Path, wall_s: float, num_samples: int) -> int:
+def finish(folder: Path, wall_s: float, num_samples: int, resume_hint: Path | None = None) -> int:
     """Summarise; an interrupted search (Ctrl-C, SIGTERM) says how to resume and exits 130."""
     exp = load_experiment(folder)
     write_csv(exp, folder / "results.csv")
@@ -105,7 +128,7 @@ def finish(folder: Path, wall_s: float, num_samples: int) -> int:
         t.status in ("PENDING", "RUNNING", "PAUSED", "UNKNOWN") for t in exp.trials
     )
     if unfinished:
-        print(f"search interrupted; state saved. Resume it with: polsess-tune resume {folder}")
+        print(f"search interrupted; state saved. Resume it with: polsess-tune resume {resume_hint or folder}")
         return 130
     if exp.best_trial() is None:
         print("no trial reported a score; see the errors above")
@@ -122,6 +145,10 @@ def resume_experiment(folder: Path, restart_errored: bool, address: str | None) 
     folder = folder.expanduser().resolve()
     if not folder.is_dir():
         raise TuneInputError(f"{folder}: no such experiment folder; check the path (storage/name)")
+    if (folder / STAGES_FILE).exists():
+        from .staged import resume_staged
+
+        return resume_staged(folder, address)
     if not has_experiment_state(folder):
         raise TuneInputError(
             f"{folder}: holds no Ray Tune experiment state (experiment_state-*.json); it never got as far "
@@ -155,6 +182,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_results(args: argparse.Namespace) -> int:
+    if (Path(args.experiment) / STAGES_FILE).exists():
+        return staged_results(Path(args.experiment), args)
     exp = load_experiment(args.experiment)
     if args.export_best:
         out = export_best(exp, args.export_best)
@@ -168,3 +197,28 @@ def cmd_results(args: argparse.Namespace) -> int:
         print(summary_line(exp))
     return 0
 
+
+def staged_results(parent: Path, args: argparse.Namespace) -> int:
+    """The stages side by side, then the final best config (the best trial of the last stage)."""
+    from .results import to_json
+
+    names = json.loads((parent / STAGES_FILE).read_text())["stages"]
+    stages = [(name, load_experiment(parent / name)) for name in names if has_experiment_state(parent / name)]
+    if not stages:
+        raise TuneInputError(f"{parent}: no stage has started yet")
+    final = stages[-1][1]
+    if args.export_best:
+        print(f"wrote {export_best(final, args.export_best)}")
+    if args.json:
+        print(json.dumps({"experiment": str(parent), "stages": [{"name": n, **to_json(e)} for n, e in stages],
+                          "best": to_json(final)["best"]}, indent=2, default=str))
+        return 0
+    for name, exp in stages:
+        best = exp.best_trial()
+        score = f"best {exp.metric} {best.best(exp.metric, exp.mode):.2f} dB" if best else "no score yet"
+        print(f"== {name}: {summary_line(exp)}; {score}")
+        print(table(exp, top=args.top))
+        print()
+    if len(stages) < len(names):
+        print(f"stages not started: {', '.join(names[len(stages):])}")
+    return 0

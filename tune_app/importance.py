@@ -20,8 +20,12 @@ Decisions:
   PED-ANOVA measures how much each parameter's distribution among the *top* trials differs from
   its distribution among all trials. Its top quantile is Optuna's 10 %, raised so at least two
   trials are "top" (at most half of them) — a 5-trial search would otherwise compare one trial.
-* Importances are normalised to sum to 1 (all equal when no parameter explains anything, e.g.
-  two trials), sorted descending, ties by path. Parameters whose range is a single value score 0.
+* Importances are normalised to sum to 1 (all equal when every raw importance is 0), sorted
+  descending, ties by path. Parameters whose range is a single value score 0. With a handful of
+  trials the ranking is a hint, not a measurement: two trials are the minimum it accepts.
+* A searched path that ``search.json`` does not describe (an older folder) gets a distribution
+  inferred from the trials' values (linear range, or the categories seen). A trial whose value
+  lies outside the described space is left out of the ranking.
 """
 
 from __future__ import annotations

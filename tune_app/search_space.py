@@ -116,7 +116,7 @@ _PARAM_KEYS = frozenset({"distribution", "value", "values", "probabilities", "mi
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 _TOP_KEYS = ("method", "metric", "parameters", "early_terminate", "run_cap", "count", "program", "command",
-             "project", "entity", "name", "description", "tune")
+             "project", "entity", "name", "description", "tune", "stages")
 # W&B knows these, we do not act on them; a specific message beats "unknown key".
 _WANDB_ONLY_KEYS = ("apiVersion", "kind", "controller", "job", "image_uri", "metrics", "scheduler")
 _METHODS = ("bayes", "random", "grid")
@@ -182,6 +182,7 @@ class SearchSpec:
     description: str | None = None
     tags: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    stages: list[dict[str, Any]] = field(default_factory=list)  # raw `stages:`; see tune_app.stages
 
     @property
     def grid_size(self) -> int | None:
@@ -417,6 +418,7 @@ def search_from_dict(
         description=meta["description"],
         tags=tune.get("tags", []),
         notes=ctx.notes,
+        stages=_read_stages(ctx, raw.get("stages")),
     )
     return spec_out
 
@@ -1059,3 +1061,12 @@ def format_dry_run(spec: SearchSpec, samples: list[dict[str, Any]]) -> str:
         for i, sample in enumerate(samples):
             lines.append(f"  [{i}] " + ", ".join(f"{k}={_fmt(v)}" for k, v in sample.items()))
     return "\n".join(lines)
+
+
+def _read_stages(ctx: _Ctx, raw: Any) -> list[dict[str, Any]]:
+    """Kept raw here; tune_app.stages checks each stage against the space it narrows."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(stage, dict) for stage in raw) or len(raw) < 2:
+        ctx.fail("stages", "expected a list of at least two stages, e.g. - {num_samples: 16, epochs: 10}")
+    return [dict(stage) for stage in raw]

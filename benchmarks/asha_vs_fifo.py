@@ -1,0 +1,233 @@
+"""What ASHA saves: the same sampled configs searched once with ASHA and once without early stopping.
+
+Runs ``polsess-tune run`` as subprocesses over temporary copies of ``search_spaces/demo.yaml`` with
+``method: random`` (a seeded RandomSampler draws the same configs in the same order whatever the
+results, unlike TPE), the same ``--seed`` and ``--num-samples``, 2 trials at a time on 1 CPU each,
+W&B disabled:
+
+* FIFO: the sweep file without ``early_terminate`` (every trial runs all its epochs);
+* ASHA: the sweep file as is, once per ``--combos`` entry GxR = ``--grace-period G
+  --reduction-factor R``.
+
+Figures, read from the experiment folders (``tune_app.results.load_experiment``):
+
+* trial-epochs: Σ over trials of the epochs each one trained (its last reported ``epoch``);
+  ASHA ÷ FIFO, target ≤ 0.40;
+* best val SI-SDR of each search (max over trials and epochs of ``val_sisdr``); FIFO − ASHA, target
+  ≤ 0.5 dB;
+* wall time of each ``polsess-tune run`` command (launch to exit), for reference;
+* sameness: the searched values of every trial (sorted) must be identical in every search, and a
+  config's learning curve must be the same epoch for epoch in every search where it ran (training is
+  seeded and runs one thread per trial on the CPU), so the only difference between the searches is
+  the scheduler.
+
+    python benchmarks/asha_vs_fifo.py            # 16 trials × 8 epochs, combos 2x2,1x2,2x3,1x3 (≈ 30 min on 2 CPUs)
+    python benchmarks/asha_vs_fifo.py --quick    # 6 trials × 4 epochs on 48 rows, combo 1x2 (≈ 1.5 min)
+    python benchmarks/asha_vs_fifo.py --combos 2x2 --trials 24 --data-root /data/PolSESS_C_in
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from polsess.config import flatten  # noqa: E402
+from tune_app.results import load_experiment  # noqa: E402
+
+SPACE = REPO / "search_spaces" / "demo.yaml"
+BASE_CONFIG = REPO / "configs" / "demo.yaml"
+EPOCHS_TARGET = 0.40
+GAP_TARGET_DB = 0.5
+
+
+@dataclass
+class Search:
+    label: str
+    wall_s: float
+    trial_epochs: int
+    best: float
+    trials: int
+    statuses: dict[str, int]
+    configs: list[tuple]  # searched values of each trial, sorted
+    curves: dict[tuple, list[float]]  # searched values → val_sisdr per epoch
+    path: Path
+
+
+def sweep_file(folder: Path, name: str, fifo: bool) -> Path:
+    """A copy of the demo sweep with method: random (and without early_terminate for FIFO)."""
+    raw = yaml.safe_load(SPACE.read_text())
+    raw["method"] = "random"
+    raw["parameters"]["config"] = {"value": str(BASE_CONFIG)}
+    raw.pop("run_cap", None)
+    tune = raw.setdefault("tune", {})
+    for key in ("grace_period", "reduction_factor", "scheduler", "num_samples"):
+        tune.pop(key, None)
+    if fifo:
+        raw.pop("early_terminate", None)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def config_key(config: dict, paths: list[str]) -> tuple:
+    flat = flatten(config)
+    return tuple((p, flat.get(p)) for p in paths)
+
+
+def run_search(label: str, space: Path, args: argparse.Namespace, root: Path, storage: Path,
+               extra: list[str]) -> Search:
+    name = label.replace(" ", "-").replace("=", "")
+    cmd = [
+        sys.executable, "-m", "tune_app.cli", "run",
+        "--space", str(space), "--data-root", str(root),
+        "--num-samples", str(args.trials), "--seed", str(args.seed),
+        "--max-concurrent", str(args.max_concurrent), "--cpus-per-trial", "1", "--gpus-per-trial", "0",
+        "--wandb", "disabled", "--storage", str(storage), "--name", name,
+        "--set", f"training.num_epochs={args.epochs}",
+        *[item for s in args.set for item in ("--set", s)],
+        *extra,
+    ]
+    log = storage / f"{name}.log"
+    print(f"[{time.strftime('%H:%M:%S')}] {label}: {' '.join(cmd[2:])}", flush=True)
+    start = time.perf_counter()
+    with log.open("w") as out:
+        rc = subprocess.run(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}).returncode
+    wall = time.perf_counter() - start
+    if rc != 0:
+        print(log.read_text()[-4000:])
+        sys.exit(f"{label}: polsess-tune run exited {rc}; log above ({log})")
+    exp = load_experiment(storage / name)
+    paths = exp.space
+    configs, curves = [], {}
+    for t in exp.trials:
+        key = config_key(t.config, paths)
+        configs.append(key)
+        curves[key] = [r["val_sisdr"] for r in sorted(t.history, key=lambda r: r["epoch"])]
+    best_trial = exp.best_trial()
+    search = Search(
+        label=label, wall_s=wall, trial_epochs=sum(t.epochs for t in exp.trials),
+        best=best_trial.best(exp.metric, exp.mode) if best_trial else math.nan,
+        trials=len(exp.trials), statuses=exp.counts(), configs=sorted(configs, key=repr), curves=curves,
+        path=storage / name,
+    )
+    print(f"    {search.trials} trials {search.statuses}, {search.trial_epochs} trial-epochs, "
+          f"best val SI-SDR {search.best:.3f} dB, {wall:.0f} s", flush=True)
+    return search
+
+
+def curve_difference(a: Search, b: Search) -> float:
+    """Largest |Δ val_sisdr| between the two searches over the epochs both ran of each config."""
+    worst = 0.0
+    for key, curve in b.curves.items():
+        other = a.curves.get(key, [])
+        for x, y in zip(curve, other, strict=False):
+            worst = max(worst, abs(x - y))
+    return worst
+
+
+def parse_combo(text: str) -> tuple[int, float]:
+    grace, _, rf = text.lower().partition("x")
+    return int(grace), float(rf)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="6 trials × 4 epochs on a 48-row corpus of 1 s clips, combo 1x2")
+    parser.add_argument("--trials", type=int, help="trials per search (default 16; --quick 6)")
+    parser.add_argument("--epochs", type=int, help="epochs per trial = ASHA's max_t (default 8; --quick 4)")
+    parser.add_argument("--combos", help="ASHA grace×reduction-factor pairs, comma-separated "
+                                         "(default 2x2,1x2,2x3,1x3; --quick 1x2)")
+    parser.add_argument("--seed", type=int, default=0, help="sampler seed of every search (default 0)")
+    parser.add_argument("--max-concurrent", type=int, default=2)
+    parser.add_argument("--data-root", type=Path, help="an existing corpus (default: make one in a temp dir)")
+    parser.add_argument("--train-rows", type=int, help="rows of the made corpus (default 200; --quick 48)")
+    parser.add_argument("--val-rows", type=int, help="(default 40; --quick 16)")
+    parser.add_argument("--seconds", type=float, help="clip length of the made corpus (default 2; --quick 1)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra --set for every search (e.g. data.batch_size=16)")
+    parser.add_argument("--keep", type=Path, help="keep the corpus and experiments in this folder")
+    args = parser.parse_args()
+    args.trials = args.trials or (4 if args.quick else 16)
+    args.epochs = args.epochs or (3 if args.quick else 8)
+    combos = [parse_combo(c) for c in (args.combos or ("1x2" if args.quick else "2x2,1x2,2x3,1x3")).split(",")]
+    train_rows = args.train_rows or (32 if args.quick else 120)
+    val_rows = args.val_rows or (8 if args.quick else 32)
+    seconds = args.seconds or (1.0 if args.quick else 2.0)
+
+    work = args.keep or Path(tempfile.mkdtemp(prefix="polsess-asha-"))
+    work.mkdir(parents=True, exist_ok=True)
+    storage = work / "runs"
+    storage.mkdir(exist_ok=True)
+    try:
+        root = args.data_root
+        if root is None:
+            from polsess.synth import make_corpus
+
+            root = work / f"PolSESS_asha_{train_rows}_{val_rows}_{seconds:g}s"
+            if not root.exists():
+                start = time.perf_counter()
+                make_corpus(root, train=train_rows, val=val_rows, test=0, sample_rate=8000, seconds=seconds, seed=0)
+                print(f"made {train_rows}/{val_rows} rows (8 kHz, {seconds:g} s) in {time.perf_counter() - start:.0f} s")
+        print(f"{args.trials} trials × {args.epochs} epochs, seed {args.seed}, {args.max_concurrent} at a time "
+              f"(1 CPU each), corpus {root}; nproc {os.cpu_count()}\n")
+
+        fifo = run_search("fifo", sweep_file(work, "fifo", True), args, root, storage, [])
+        asha = []
+        for grace, rf in combos:
+            label = f"asha g={grace} rf={rf:g}"
+            asha.append(run_search(label, sweep_file(work, "asha", False), args, root, storage,
+                                   ["--grace-period", str(grace), "--reduction-factor", f"{rf:g}"]))
+    finally:
+        if args.keep is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+    print(f"\n{'search':18}{'trials':>7}{'stopped':>9}{'trial-epochs':>14}{'÷ FIFO':>8}{'best dB':>9}"
+          f"{'FIFO−best':>11}{'wall s':>8}{'÷ FIFO':>8}")
+    for s in [fifo, *asha]:
+        print(f"{s.label:18}{s.trials:7}{s.statuses.get('EARLY_STOPPED', 0):9}{s.trial_epochs:14}"
+              f"{s.trial_epochs / fifo.trial_epochs:8.2f}{s.best:9.3f}{fifo.best - s.best:11.3f}"
+              f"{s.wall_s:8.0f}{s.wall_s / fifo.wall_s:8.2f}")
+
+    summary = []
+    same = all(s.configs == fifo.configs for s in asha)
+    curve_diff = max((curve_difference(fifo, s) for s in asha), default=0.0)
+    summary.append(f"same sampled configs in all {1 + len(asha)} searches: {'yes' if same else 'NO'} (target yes)")
+    summary.append(f"largest val SI-SDR difference of one config at one epoch between searches: {curve_diff:.2g} dB "
+                   "(target 0: same training)")
+    summary.append(f"FIFO: {fifo.trial_epochs} trial-epochs, best val SI-SDR {fifo.best:.2f} dB, wall {fifo.wall_s:.0f} s "
+                   "(reference)")
+    for s in asha:
+        tag = s.label.replace("asha ", "ASHA ")
+        summary.append(f"{tag} trial-epochs ÷ FIFO: {s.trial_epochs / fifo.trial_epochs:.2f} "
+                       f"({s.trial_epochs}/{fifo.trial_epochs}) (target <= {EPOCHS_TARGET:.2f})")
+        summary.append(f"{tag} best val SI-SDR gap (FIFO − ASHA): {fifo.best - s.best:.2f} dB "
+                       f"({s.best:.2f} vs {fifo.best:.2f}) (target <= {GAP_TARGET_DB} dB)")
+        summary.append(f"{tag} wall ÷ FIFO: {s.wall_s / fifo.wall_s:.2f} ({s.wall_s:.0f}/{fifo.wall_s:.0f} s) "
+                       "(target none: reference)")
+    if args.keep:
+        (work / "asha_vs_fifo.json").write_text(json.dumps(
+            {s.label: {k: getattr(s, k) for k in ("wall_s", "trial_epochs", "best", "trials", "statuses")}
+             | {"path": str(s.path)} for s in [fifo, *asha]}, indent=2))
+    print()
+    for line in summary:
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
