@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,3 +33,34 @@ def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     return make_corpus(tmp_path_factory.mktemp("corpus") / "PolSESS_test", **DEMO_ROWS,
                        sample_rate=8000, seconds=1.0, seed=0)
+
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_MODEL = ["--set", "N=16", "--set", "B=8", "--set", "H=16", "--set", "X=2", "--set", "R=1",
+              "--set", "batch_size=4", "--set", "segment_seconds=0.25", "--set", "num_workers=0"]
+SEARCH_EPOCHS = 4
+# Secrets in the driver's environment: the search must keep them out of every file and the console.
+SECRET_ENV = {"WANDB_API_KEY": "sk-test-0123456789abcdef", "MY_SERVICE_TOKEN": "tok-fedcba9876543210"}
+
+
+@pytest.fixture(scope="session")
+def finished_search(demo_corpus: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One real `polsess-tune run` (6 trials, ASHA, W&B offline), shared by every test that reads one.
+
+    Returns (experiment folder, CompletedProcess).
+    """
+    storage = tmp_path_factory.mktemp("runs")
+    proc = subprocess.run(
+        [sys.executable, "-m", "tune_app.cli", "run", "--data-root", str(demo_corpus), "--storage", str(storage),
+         "--name", "e2e", "--num-samples", "6", "--max-concurrent", "2", "--wandb", "offline", "--seed", "3",
+         "--grace-period", "1", "--reduction-factor", "2", "--set", f"num_epochs={SEARCH_EPOCHS}", *TINY_MODEL],
+        cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1", **SECRET_ENV},
+        capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return storage / "e2e", proc
+
+
+@pytest.fixture(scope="session")
+def finished_experiment(finished_search) -> Path:
+    return finished_search[0]

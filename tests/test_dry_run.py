@@ -40,6 +40,7 @@ def test_every_sweep_file_dry_runs_unchanged(sweep, capsys):
 def test_stage1_maps_to_asha_over_its_base_config(capsys):
     stage1 = next(p for p in SWEEPS if p.name == "stage1.yaml")
     code, out, _ = _dry(capsys, "--space", str(stage1), "--json")
+    assert code == 0
     info = json.loads(out)
     assert info["method"] == "bayes" and (info["metric"], info["mode"]) == ("best_val_sisdr", "max")
     assert info["scheduler"]["type"] == "asha" and info["scheduler"]["grace_period"] == 15

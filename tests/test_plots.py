@@ -4,37 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import SEARCH_EPOCHS
 
 from tune_app.errors import TuneInputError
 from tune_app.importance import format_importance, parameter_importance
 from tune_app.plots import IMPORTANCE_PNG, VAL_SISDR_PNG, figure_importance, figure_val_sisdr, write_plots
 from tune_app.results import load_experiment
 
-REPO = Path(__file__).resolve().parents[1]
-TINY = ["--set", "N=16", "--set", "B=8", "--set", "H=16", "--set", "X=2", "--set", "R=1",
-        "--set", "batch_size=4", "--set", "segment_seconds=0.25", "--set", "num_workers=0"]
-EPOCHS = 3
+EPOCHS = SEARCH_EPOCHS
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def experiment(demo_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    storage = tmp_path_factory.mktemp("runs")
-    proc = subprocess.run(
-        [sys.executable, "-m", "tune_app.cli", "run", "--data-root", str(demo_corpus), "--storage", str(storage),
-         "--name", "plots", "--num-samples", "4", "--max-concurrent", "2", "--wandb", "disabled", "--seed", "1",
-         "--grace-period", "1", "--reduction-factor", "2", "--set", f"num_epochs={EPOCHS}", *TINY],
-        cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"}, capture_output=True, text=True, timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return storage / "plots"
+def experiment(finished_experiment: Path) -> Path:
+    return finished_experiment
 
 
 def png_size(path: Path) -> tuple[int, int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -58,9 +59,17 @@ def write_search_file(plan: RunPlan) -> None:
 
 def print_dry_run(plan: RunPlan, as_json: bool) -> None:
     plan.spec.num_samples = plan.num_samples
-    samples = sample_configs(plan.spec, DRY_RUN_SAMPLES, plan.seed) if plan.spec.space else []
+    warm = []
+    if plan.warm_start is not None:
+        from .warm_start import warm_trials
+
+        warm = warm_trials(plan.warm_start, plan.spec)
+    samples = sample_configs(plan.spec, DRY_RUN_SAMPLES, plan.seed, warm) if plan.spec.space else []
     if as_json:
         info = describe(plan.spec)
+        if plan.warm_start is not None:
+            info["warm_start"] = {"used": plan.warm_start.used, "skipped": plan.warm_start.skipped,
+                                  "line": plan.warm_start.summary_line()}
         info["samples"] = samples
         info["resources_per_trial"] = {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
         info["seed"] = plan.seed
@@ -72,6 +81,8 @@ def print_dry_run(plan: RunPlan, as_json: bool) -> None:
     for note in plan.notes:
         if note not in plan.spec.notes:
             print(f"note: {note}")
+    if plan.warm_start is not None:
+        print(plan.warm_start.summary_line())
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -103,6 +114,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(plan.wandb_note)
     for note in plan.notes:
         print(f"note: {note}")
+    if plan.warm_start is not None:
+        print(plan.warm_start.summary_line())
     print(f"search {plan.name}: {plan.num_samples} trials of {len(plan.spec.space)} parameters "
           f"({plan.spec.method}, {plan.spec.scheduler.type}), metric {plan.spec.metric} ({plan.spec.mode}); "
           f"corpus {plan.base.data.data_root}", flush=True)
@@ -185,17 +198,39 @@ def cmd_results(args: argparse.Namespace) -> int:
     if (Path(args.experiment) / STAGES_FILE).exists():
         return staged_results(Path(args.experiment), args)
     exp = load_experiment(args.experiment)
+    ranking = _importance(exp)
     if args.export_best:
         out = export_best(exp, args.export_best)
         print(f"wrote {out}")
     if args.json:
         from .results import to_json
 
-        print(json.dumps(to_json(exp), indent=2, default=str))
+        print(json.dumps({**to_json(exp), "importance": dict(ranking)}, indent=2, default=str))
     elif not args.export_best:
         print(table(exp, top=args.top))
         print(summary_line(exp))
+        if ranking:
+            from .importance import format_importance
+
+            print(f"\nparameter importance (fANOVA over {exp.metric}):")
+            print(format_importance(ranking))
+    if args.plots:
+        from .plots import write_plots
+
+        for path in write_plots(exp, importance=ranking):
+            print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+def _importance(exp) -> list[tuple[str, float]]:
+    """The ranking, or [] with a note when the experiment has too few finished trials."""
+    from .importance import parameter_importance
+
+    try:
+        return parameter_importance(exp)
+    except TuneInputError as exc:
+        print(f"note: no parameter importance: {exc}", file=sys.stderr)
+        return []
 
 
 def staged_results(parent: Path, args: argparse.Namespace) -> int:

@@ -35,13 +35,20 @@ def build_searcher(plan: RunPlan):
     spec.num_samples = plan.num_samples  # TPE's start-up trials are sized by the real budget
     space = {space_key(p): d for p, d in optuna_space(spec).items()}
     points = [{space_key(p): v for p, v in point.items() if p in spec.space} for point in spec.points_to_evaluate]
-    return PruningOptunaSearch(
+    searcher = PruningOptunaSearch(
         space=space,
         metric=spec.metric,
         mode=spec.mode,
         sampler=make_sampler(spec, plan.seed, key=space_key),
         points_to_evaluate=points or None,
     )
+    if plan.warm_start is not None:
+        from .warm_start import as_evaluated
+
+        # Finished trials in the study, not re-trained (the file's own points still are).
+        for point, reward in zip(*as_evaluated(plan.warm_start, space_key), strict=True):
+            searcher.add_evaluated_point(point, reward)
+    return searcher
 
 
 def build_scheduler(plan: RunPlan):

@@ -13,13 +13,12 @@ Decisions:
   look alike, and throw away most of a search's evidence. ERROR trials (their score says how
   the run crashed, not how good the config is) and unfinished ones (RUNNING, PENDING, PAUSED of
   an interrupted search) are left out, as are trials that never reported a finite score.
-* **Which evaluator.** ``"ped-anova"`` (default): Optuna's :class:`PedAnovaImportanceEvaluator`,
-  Optuna's own default evaluator, pure numpy and deterministic. Optuna's fANOVA evaluator
-  fits a scikit-learn random forest, and scikit-learn is not a dependency of this project; pass
-  ``evaluator="fanova"`` (seeded by ``seed``) where scikit-learn is installed.
-  PED-ANOVA measures how much each parameter's distribution among the *top* trials differs from
-  its distribution among all trials. Its top quantile is Optuna's 10 %, raised so at least two
-  trials are "top" (at most half of them) — a 5-trial search would otherwise compare one trial.
+* **Which evaluator.** ``"fanova"`` (default): Optuna's :class:`FanovaImportanceEvaluator`
+  (a seeded scikit-learn random forest; variance decomposition over the whole space), the
+  importance the issue tracker and most papers mean. ``"ped-anova"``: Optuna's
+  :class:`PedAnovaImportanceEvaluator`, pure numpy, which measures how much each parameter's
+  distribution among the *top* trials differs from all trials; its top quantile is Optuna's 10 %,
+  raised so at least two trials are "top" (at most half of them).
 * Importances are normalised to sum to 1 (all equal when every raw importance is 0), sorted
   descending, ties by path. Parameters whose range is a single value score 0. With a handful of
   trials the ranking is a hint, not a measurement: two trials are the minimum it accepts.
@@ -227,13 +226,13 @@ def _evaluator(name: str, n_trials: int, seed: int) -> optuna.importance.BaseImp
         except ImportError:
             raise TuneInputError(
                 "the fanova importance needs scikit-learn (pip install scikit-learn); "
-                "the default ped-anova evaluator does not"
+                "--importance-evaluator ped-anova does not"
             ) from None
         return optuna.importance.FanovaImportanceEvaluator(seed=seed)
     raise TuneInputError(f"unknown importance evaluator {name!r}; use one of {', '.join(EVALUATORS)}")
 
 
-def parameter_importance(exp: Experiment, *, evaluator: str = "ped-anova",
+def parameter_importance(exp: Experiment, *, evaluator: str = "fanova",
                          seed: int = 0) -> list[tuple[str, float]]:
     """``[(config path, importance), …]`` for every searched parameter, sorted descending, summing to 1.
 

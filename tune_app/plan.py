@@ -18,7 +18,8 @@ from typing import Any
 from polsess.config import Config, ConfigError, config_from_flat, load_config, to_flat
 
 from .errors import TuneInputError
-from .search_space import SearchSpec, load_search, sample_configs
+from .search_space import SearchSpec, _outside, load_search, sample_configs
+from .warm_start import WarmStart
 
 DEFAULT_NUM_SAMPLES = 8
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -42,6 +43,7 @@ class RunPlan:
     address: str | None = None
     resume: bool = False
     notes: list[str] = field(default_factory=list)
+    warm_start: WarmStart | None = None
 
     @property
     def experiment_path(self) -> str:
@@ -93,6 +95,24 @@ def prepare_run(args: argparse.Namespace, default_space: Path, default_config: P
         base = load_config(base_path, {**spec.fixed, **pinned})
     except ConfigError as exc:
         raise TuneInputError(str(exc)) from None
+    base_flat = to_flat(base)
+    # A point may name only some searched parameters; the rest come from the base config (Ray's
+    # OptunaSearch wants every key), which must then lie inside the space.
+    for i, point in enumerate(spec.points_to_evaluate):
+        for path, param in spec.space.items():
+            if path not in point:
+                value = base_flat[path]
+                if _outside(param, value):
+                    raise TuneInputError(
+                        f"{space_file}: tune.points_to_evaluate[{i}]: {path} not given and the base config's "
+                        f"{value!r} {_outside(param, value)}; give {path} in the point"
+                    )
+                point[path] = value
+    warm = None
+    if getattr(args, "warm_start", None):
+        from .warm_start import load_warm_start
+
+        warm = load_warm_start(args.warm_start, spec, base_flat)
     if not spec.space and not args.dry_run:
         raise TuneInputError(f"{space_file}: parameters: nothing left to search; add a distribution or values")
 
@@ -146,7 +166,7 @@ def prepare_run(args: argparse.Namespace, default_space: Path, default_config: P
         spec=spec, base=base, name=name, storage=storage, num_samples=num_samples,
         max_concurrent=max_concurrent, cpus_per_trial=cpus, gpus_per_trial=float(gpus), seed=seed,
         wandb_mode=mode, wandb_project=args.wandb_project or spec.project or "polsess-tune", wandb_note=note,
-        max_failures=args.max_failures, address=args.address, resume=args.resume, notes=notes,
+        max_failures=args.max_failures, address=args.address, resume=args.resume, notes=notes, warm_start=warm,
     )
     if not args.dry_run and not plan.is_uri:
         _check_experiment_folder(plan)

@@ -25,6 +25,8 @@ def add_run_args(p: argparse.ArgumentParser, add_config_args: Callable[..., None
     p.add_argument("--reduction-factor", type=float, help="ASHA: keep 1/factor of the trials at each rung")
     p.add_argument("--max-failures", type=int, default=2, help="retries of a trial whose worker died (default 2)")
     p.add_argument("--address", help="attach to a running Ray cluster: auto or HOST:PORT")
+    p.add_argument("--warm-start", type=Path, metavar="CSV_OR_EXPERIMENT",
+                   help="hand past runs inside the space to Optuna as evaluated points (W&B export or experiment)")
     p.add_argument("--resume", action="store_true", help="resume the experiment --name in --storage")
     p.add_argument("--dry-run", action="store_true", help="print the resolved search and sample configs; no Ray")
     p.add_argument("--json", action="store_true", help="with --dry-run: one JSON object")
@@ -41,3 +43,5 @@ def add_results_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top", type=int, default=10, help="rows to show (default 10)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--export-best", type=Path, metavar="FILE", help="write the best config as an experiment YAML")
+    p.add_argument("--plots", action="store_true",
+                   help="write val_sisdr_per_epoch.png and parameter_importance.png into the experiment folder")

@@ -954,11 +954,13 @@ def make_sampler(spec: SearchSpec, seed: int | None = None,
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
 
 
-def sample_configs(spec: SearchSpec, n: int, seed: int) -> list[dict[str, Any]]:
+def sample_configs(spec: SearchSpec, n: int, seed: int,
+                   evaluated: list[optuna.trial.FrozenTrial] | None = None) -> list[dict[str, Any]]:
     """The first ``n`` suggestions of a fresh study (searched paths only), as ``run --dry-run`` shows.
 
     points_to_evaluate come first, as in Ray's OptunaSearch; no results are told, so a bayes search
-    shows its random startup phase. A grid yields at most its size.
+    shows its random startup phase. A grid yields at most its size. ``evaluated``: finished trials
+    (a warm start) the study holds first, as the real search's does.
     """
     if spec.method == "grid":
         n = min(n, spec.grid_size or 0)
@@ -968,6 +970,7 @@ def sample_configs(spec: SearchSpec, n: int, seed: int) -> list[dict[str, Any]]:
     try:
         study = optuna.create_study(direction="maximize" if spec.mode == "max" else "minimize",
                                     sampler=make_sampler(spec, seed))
+        study.add_trials(evaluated or [])
         for point in spec.points_to_evaluate:
             study.enqueue_trial(point)
         return [dict(study.ask(space).params) for _ in range(n)]
