@@ -100,10 +100,11 @@ def _interrupted_mid_search(folder: Path) -> bool:
     return sum(len(v) for v in epochs.values()) >= 2 and any(0 < len(v) < EPOCHS for v in epochs.values())
 
 
-def _resume_and_check(folder: Path, tmp_path: Path, before: dict[str, list[int]], sessions: list[int]) -> None:
+def _resume_and_check(folder: Path, tmp_path: Path, before: dict[str, list[int]], sessions: list[int]) -> str:
     resume = _start(["resume", str(folder)], tmp_path / "resume.log")
     sessions.append(resume.pid)
     assert resume.wait(timeout=600) == 0, (tmp_path / "resume.log").read_text()[-4000:]
+    log = (tmp_path / "resume.log").read_text()
 
     after = _epochs(folder)
     exp = load_experiment(folder)
@@ -123,8 +124,9 @@ def _resume_and_check(folder: Path, tmp_path: Path, before: dict[str, list[int]]
         logged.setdefault(run.run_id, Counter()).update(int(e) for _, e in metric_history(run, "epoch"))
     assert set(logged) == set(after)
     for trial_id, counts in logged.items():
-        assert max(counts.values()) == 1, (trial_id, counts)  # no epoch logged twice
+        assert counts and max(counts.values()) == 1, (trial_id, counts)  # logged, and no epoch twice
         assert sorted(counts) == after[trial_id]
+    return log
 
 
 def test_resume_after_sigkill(started):
@@ -133,8 +135,12 @@ def test_resume_after_sigkill(started):
     assert proc.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
     _kill_session(proc.pid)  # the driver and every Ray process it started, at once
     proc.wait()
+    # A kill can land while Tune copies its state file into the folder: resume must cope with that too.
+    state = max(folder.glob("experiment_state-*.json"), key=lambda p: p.name)
+    state.write_text(state.read_text()[: len(state.read_text()) // 3])
     before = _epochs(folder)
-    _resume_and_check(folder, tmp_path, before, sessions)
+    log = _resume_and_check(folder, tmp_path, before, sessions)
+    assert f"note: {state.name}: truncated by the kill; restored the copy" in log
 
 
 def test_resume_after_ctrl_c(started):

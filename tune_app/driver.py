@@ -17,7 +17,7 @@ from .plan import RunPlan
 from .search_space import make_sampler, optuna_space
 
 METRIC_COLUMNS = {"epoch": "epoch", "val_sisdr": "val SI-SDR", "best_val_sisdr": "best"}
-UPLOAD_TIMEOUT_S = 30  # Ray's default (1800 s) keeps a Ctrl-C'd driver waiting half an hour
+UPLOAD_TIMEOUT_S = 120  # Ray's default (1800 s) keeps a Ctrl-C'd driver waiting half an hour
 
 
 def space_key(path: str) -> str:
@@ -70,8 +70,13 @@ def build_scheduler(plan: RunPlan):
 
 
 def build_callbacks(plan: RunPlan) -> list[Any]:
+    callbacks: list[Any] = []
+    if not plan.is_uri:
+        from .state_backup import StateBackupCallback
+
+        callbacks.append(StateBackupCallback(plan.experiment_path))
     if plan.wandb_mode == "disabled":
-        return []
+        return callbacks
     from .wandb_callback import EpochWandbLoggerCallback
 
     kwargs: dict[str, Any] = {"mode": plan.wandb_mode, "tags": plan.spec.tags or None}
@@ -83,6 +88,7 @@ def build_callbacks(plan: RunPlan) -> list[Any]:
         kwargs["dir"] = os.path.join(plan.experiment_path, "wandb-runs")
         os.makedirs(kwargs["dir"], exist_ok=True)
     return [
+        *callbacks,
         EpochWandbLoggerCallback(
             project=plan.wandb_project,
             group=plan.name,
