@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import kill_session
 
 from tune_app.results import load_experiment
 from tune_app.wandb_offline import find_offline_runs, metric_history
@@ -34,38 +35,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _session_pids(sid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if os.getsid(int(entry.name)) == sid:
-                    out.append(int(entry.name))
-            except OSError:
-                pass
-    return out
-
-
 def _end_session(proc: subprocess.Popen) -> None:
     # `ray start --block` stops and reaps its own processes on SIGTERM; SIGKILL whatever is left.
     proc.send_signal(signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=30)
-    for pid in _session_pids(proc.pid):
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    deadline = time.monotonic() + 30
-    while [p for p in _session_pids(proc.pid) if Path(f"/proc/{p}").exists() and not _zombie(p)]:
-        assert time.monotonic() < deadline, "cluster processes did not exit"
-        time.sleep(0.2)  # polling for exit
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "Z"
-    except OSError:
-        return True
+    kill_session(proc.pid)
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from processes import kill_session, wait_for
 
 from tune_app.results import load_experiment
 from tune_app.wandb_offline import find_offline_runs, metric_history
@@ -29,40 +29,6 @@ SAMPLES = 4
 TINY = ["--set", "N=16", "--set", "B=8", "--set", "H=16", "--set", "X=2", "--set", "R=1",
         "--set", "batch_size=4", "--set", "segment_seconds=0.25", "--set", "num_workers=0",
         "--set", f"num_epochs={EPOCHS}"]
-
-
-def _session_pids(sid: int) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if os.getsid(int(entry.name)) == sid:
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
-
-
-def _kill_session(sid: int) -> None:
-    for pid in _session_pids(sid):
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
-    _wait_for(lambda: not [p for p in _session_pids(sid) if not _is_zombie(p)], 30, "session processes to exit")
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "Z"
-    except OSError:
-        return True
-
-
-def _wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)  # polling a condition, not a guess at how long something takes
 
 
 def _epochs(folder: Path) -> dict[str, list[int]]:
@@ -92,7 +58,7 @@ def started(demo_corpus: Path, tmp_path: Path):
     sessions = [proc.pid]
     yield proc, folder, tmp_path, sessions
     for sid in sessions:
-        _kill_session(sid)
+        kill_session(sid)
 
 
 def _interrupted_mid_search(folder: Path) -> bool:
@@ -131,9 +97,9 @@ def _resume_and_check(folder: Path, tmp_path: Path, before: dict[str, list[int]]
 
 def test_resume_after_sigkill(started):
     proc, folder, tmp_path, sessions = started
-    _wait_for(lambda: _interrupted_mid_search(folder) or proc.poll() is not None, 300, "a trial to report")
+    wait_for(lambda: _interrupted_mid_search(folder) or proc.poll() is not None, 300, "a trial to report")
     assert proc.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
-    _kill_session(proc.pid)  # the driver and every Ray process it started, at once
+    kill_session(proc.pid)  # the driver and every Ray process it started, at once
     proc.wait()
     # A kill can land while Tune copies its state file into the folder: resume must cope with that too.
     state = max(folder.glob("experiment_state-*.json"), key=lambda p: p.name)
@@ -145,7 +111,7 @@ def test_resume_after_sigkill(started):
 
 def test_resume_after_ctrl_c(started):
     proc, folder, tmp_path, sessions = started
-    _wait_for(lambda: _interrupted_mid_search(folder) or proc.poll() is not None, 300, "a trial to report")
+    wait_for(lambda: _interrupted_mid_search(folder) or proc.poll() is not None, 300, "a trial to report")
     assert proc.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
     os.kill(proc.pid, signal.SIGINT)
     assert proc.wait(timeout=90) == 130
@@ -157,7 +123,7 @@ def test_resume_after_ctrl_c(started):
 
 def test_sigterm_saves_state_like_ctrl_c(started):
     proc, folder, tmp_path, _sessions = started
-    _wait_for(lambda: _interrupted_mid_search(folder) or proc.poll() is not None, 300, "a trial to report")
+    wait_for(lambda: _interrupted_mid_search(folder) or proc.poll() is not None, 300, "a trial to report")
     os.kill(proc.pid, signal.SIGTERM)
     assert proc.wait(timeout=90) == 130
     assert "Resume it with: polsess-tune resume" in (tmp_path / "run.log").read_text()

@@ -120,18 +120,22 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def _read_results(path: Path) -> list[dict[str, Any]]:
-    """result.json holds one JSON object per report; a line cut by a kill is skipped."""
+def parse_result_lines(text: str) -> list[dict[str, Any]]:
+    """Tune's result.json: one JSON object per report; a line cut by a kill is skipped."""
     rows = []
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return rows
-    for line in lines:
+    for line in text.splitlines():
         try:
             rows.append(json.loads(line))
         except ValueError:
             continue
+    return rows
+
+
+def _read_results(path: Path) -> list[dict[str, Any]]:
+    try:
+        rows = parse_result_lines(path.read_text())
+    except OSError:
+        return []
     # A restored trial can repeat an iteration; keep the last report of each.
     by_iter = {r.get("training_iteration", i): r for i, r in enumerate(rows)}
     return [by_iter[k] for k in sorted(by_iter)]

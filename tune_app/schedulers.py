@@ -9,13 +9,14 @@ snapshot makes Tune's iteration counter lag the trainer's epoch.
 """
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 import pyarrow.fs
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+
+from .results import parse_result_lines
 
 logger = logging.getLogger(__name__)
 TIME_ATTR = "epoch"
@@ -24,16 +25,9 @@ TIME_ATTR = "epoch"
 def _read_results(fs: Any, path: str) -> list[dict[str, Any]]:
     try:
         with fs.open_input_stream(path) as stream:
-            text = stream.readall().decode()
+            return parse_result_lines(stream.readall().decode())
     except Exception:  # no results yet
         return []
-    rows = []
-    for line in text.splitlines():
-        try:
-            rows.append(json.loads(line))
-        except ValueError:  # a line cut by a kill
-            continue
-    return rows
 
 
 def experiment_results(trial: Trial) -> dict[str, list[dict[str, Any]]]:

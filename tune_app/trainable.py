@@ -7,7 +7,6 @@ worker on another node reads ``data.data_root`` from the config, never from the 
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
@@ -21,6 +20,8 @@ from ray import tune
 
 from polsess.config import config_from_flat, flatten
 from polsess.trainer import Trainer, load_checkpoint
+
+from .results import parse_result_lines
 
 CHECKPOINT_FILE = "trainer.pt"
 
@@ -104,17 +105,11 @@ def restored_state(checkpoint: tune.Checkpoint | None) -> tuple[dict[str, Any] |
 
 
 def _recorded_epochs(result_file: Path) -> list[int]:
-    epochs = []
     try:
-        lines = result_file.read_text().splitlines()
+        rows = parse_result_lines(result_file.read_text())
     except OSError:
-        return epochs
-    for line in lines:
-        try:
-            epochs.append(int(json.loads(line)["epoch"]))
-        except (ValueError, KeyError, TypeError):
-            continue
-    return epochs
+        return []
+    return [int(r["epoch"]) for r in rows if isinstance(r.get("epoch"), (int, float))]
 
 
 def _log(message: str) -> None:
