@@ -59,6 +59,7 @@ Method (no instrumentation of the app; everything comes from what a normal run l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -69,6 +70,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -215,6 +217,17 @@ def staging_trials(session: Path, name: str, notes: list[str]) -> list[Trial]:
 # --------------------------------------------------------------------------- one search
 
 
+def stop(proc: subprocess.Popen) -> None:
+    """Ctrl-C the CLI (it stops Tune and shuts Ray down); if it is still there a minute later, kill
+    what is left of its process group, which is its own (start_new_session) and holds its Ray."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=60)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 def run_search(index: int, args: argparse.Namespace, data_root: Path, work: Path) -> Run:
     name = f"bench-{index}"
     ray_tmp = Path(tempfile.mkdtemp(prefix="pb", dir="/tmp"))  # short: Ray's socket paths have a length limit
@@ -231,20 +244,36 @@ def run_search(index: int, args: argparse.Namespace, data_root: Path, work: Path
     launch = time.time()
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             bufsize=1, start_new_session=True)
+    watchdog = threading.Timer(args.timeout, stop, (proc,))
+    watchdog.start()
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
             lines.append((time.time(), line.rstrip("\n")))
-        rc = proc.wait(timeout=args.timeout)
+        rc = proc.wait()
     except BaseException:
-        os.killpg(proc.pid, signal.SIGTERM)  # the CLI's own process group only (start_new_session)
+        stop(proc)
+        shutil.rmtree(ray_tmp, ignore_errors=True)
         raise
+    finally:
+        watchdog.cancel()
     exit_t = time.time()
     (work / f"{name}.log").write_text("".join(f"{t - launch:9.3f}  {text}\n" for t, text in lines))
     if rc != 0:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
         tail = "\n".join(text for _, text in lines[-30:])
-        raise SystemExit(f"{' '.join(cmd)}\nexited with {rc}:\n{tail}")
+        why = f"stopped after --timeout {args.timeout:g} s" if exit_t - launch >= args.timeout else f"exited with {rc}"
+        raise SystemExit(f"{' '.join(cmd)}\n{why}:\n{tail}")
 
+    try:
+        return measure(name, args, lines, launch, exit_t, ray_tmp)
+    finally:
+        if not args.keep:
+            shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def measure(name: str, args: argparse.Namespace, lines: list[tuple[float, str]], launch: float, exit_t: float,
+            ray_tmp: Path) -> Run:
     notes: list[str] = []
     sessions = [p for p in (ray_tmp / "ray").glob("session_2*") if p.is_dir()]
     if len(sessions) != 1:
@@ -261,7 +290,7 @@ def run_search(index: int, args: argparse.Namespace, data_root: Path, work: Path
     first_sched = min(t.scheduled for t in trials)
     last_report = max(t.last_arrival for t in trials)
     span = last_report - first_sched
-    slots = args.max_concurrent
+    slots = min(args.max_concurrent, os.cpu_count() or 1)  # 1 CPU per trial: Ray runs no more than this
     training = sum(t.training_s for t in trials)
 
     first = min(trials, key=lambda t: t.first_training)
@@ -284,8 +313,6 @@ def run_search(index: int, args: argparse.Namespace, data_root: Path, work: Path
 
     if args.keep:
         notes.append(f"Ray session kept in {session}")
-    else:
-        shutil.rmtree(ray_tmp, ignore_errors=True)
     per_trial = []
     for t in sorted(trials, key=lambda t: t.scheduled):
         p = list(t.parts().values())
@@ -437,8 +464,9 @@ def main() -> None:
     to_shutdown = [r.tail_to_shutdown for r in runs if r.tail_to_shutdown is not None]
     if to_shutdown:
         print(f"    {'of which last report -> ray.shutdown() called':46}{med(to_shutdown):7.1f} s")
-    print(f"\nslot time ({args.max_concurrent} slots x search span), summed over trials:")
-    slot = med([r.span * args.max_concurrent for r in runs])
+    slots = min(args.max_concurrent, os.cpu_count() or 1)
+    print(f"\nslot time ({slots} slots x search span), summed over trials:")
+    slot = med([r.span * slots for r in runs])
     for key in runs[0].parts:
         value = med([r.parts[key] for r in runs])
         print(f"  {key:48}{value:7.1f} s  {value / slot:6.1%}")
