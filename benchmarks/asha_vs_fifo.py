@@ -33,6 +33,7 @@ import json
 import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -65,6 +66,8 @@ class Search:
     configs: list[tuple]  # searched values of each trial, sorted
     curves: dict[tuple, list[float]]  # searched values → val_sisdr per epoch
     path: Path
+    # (val_sisdr per epoch, seconds per epoch) of each trial, in the order the trials started
+    runs: list[tuple[list[float], list[float]]]
 
 
 def sweep_file(folder: Path, name: str, fifo: bool) -> Path:
@@ -102,28 +105,38 @@ def run_search(label: str, space: Path, args: argparse.Namespace, root: Path, st
         *extra,
     ]
     log = storage / f"{name}.log"
-    print(f"[{time.strftime('%H:%M:%S')}] {label}: {' '.join(cmd[2:])}", flush=True)
-    start = time.perf_counter()
-    with log.open("w") as out:
-        rc = subprocess.run(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"}).returncode
-    wall = time.perf_counter() - start
-    if rc != 0:
-        print(log.read_text()[-4000:])
-        sys.exit(f"{label}: polsess-tune run exited {rc}; log above ({log})")
+    wall_file = storage / f"{name}.wall"
+    if wall_file.exists():  # --keep folder of an earlier run: reuse the finished search
+        wall = float(wall_file.read_text())
+        print(f"{label}: reusing {storage / name}", flush=True)
+    else:
+        print(f"[{time.strftime('%H:%M:%S')}] {label}: {' '.join(cmd[2:])}", flush=True)
+        start = time.perf_counter()
+        with log.open("w") as out:
+            rc = subprocess.run(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"}).returncode
+        wall = time.perf_counter() - start
+        if rc != 0:
+            print(log.read_text()[-4000:])
+            sys.exit(f"{label}: polsess-tune run exited {rc}; log above ({log})")
+        wall_file.write_text(f"{wall:.3f}\n")
     exp = load_experiment(storage / name)
     paths = exp.space
-    configs, curves = [], {}
+    configs, curves, runs = [], {}, []
     for t in exp.trials:
         key = config_key(t.config, paths)
         configs.append(key)
-        curves[key] = [r["val_sisdr"] for r in sorted(t.history, key=lambda r: r["epoch"])]
+        history = sorted(t.history, key=lambda r: r["epoch"])
+        curves[key] = [r["val_sisdr"] for r in history]
+        if history:
+            started = history[0]["timestamp"] - history[0]["time_this_iter_s"]
+            runs.append((started, curves[key], [r["time_this_iter_s"] for r in history]))
     best_trial = exp.best_trial()
     search = Search(
         label=label, wall_s=wall, trial_epochs=sum(t.epochs for t in exp.trials),
         best=best_trial.best(exp.metric, exp.mode) if best_trial else math.nan,
         trials=len(exp.trials), statuses=exp.counts(), configs=sorted(configs, key=repr), curves=curves,
-        path=storage / name,
+        path=storage / name, runs=[(c, d) for _, c, d in sorted(runs, key=lambda r: r[0])],
     )
     print(f"    {search.trials} trials {search.statuses}, {search.trial_epochs} trial-epochs, "
           f"best val SI-SDR {search.best:.3f} dB, {wall:.0f} s", flush=True)
@@ -138,6 +151,76 @@ def curve_difference(a: Search, b: Search) -> float:
         for x, y in zip(curve, other, strict=False):
             worst = max(worst, abs(x - y))
     return worst
+
+
+class _Id:
+    def __init__(self, trial_id: str) -> None:
+        self.trial_id = trial_id
+
+
+def replay(runs: list[tuple[list[float], list[float]]], order: list[int], grace: int, rf: float, max_t: int,
+           slots: int) -> tuple[int, float]:
+    """ASHA as Ray runs it (its own bracket, time attribute = epoch), replayed on FIFO's learning curves.
+
+    Trials start in ``order`` whenever one of ``slots`` is free, each epoch takes as long as it did in
+    the FIFO search, and every report goes through the bracket in the order it would arrive; a STOP
+    (or reaching max_t) ends the trial. Returns (trial-epochs, best val SI-SDR)."""
+    from ray.tune.schedulers import TrialScheduler
+    from ray.tune.schedulers.async_hyperband import _Bracket
+
+    bracket = _Bracket(min_t=grace, max_t=max_t, reduction_factor=rf, s=0)
+    queue = list(order)
+    running: list[tuple[float, int, int]] = []  # (report time, trial, epoch)
+
+    def start(trial: int, now: float) -> None:
+        running.append((now + runs[trial][1][0], trial, 1))
+
+    for _ in range(slots):
+        if queue:
+            start(queue.pop(0), 0.0)
+    epochs, best = 0, -math.inf
+    while running:
+        running.sort()
+        now, trial, epoch = running.pop(0)
+        curve, durations = runs[trial]
+        value = curve[epoch - 1]
+        epochs += 1
+        best = max(best, value)
+        action = bracket.on_result(_Id(str(trial)), epoch, value)
+        if epoch >= min(max_t, len(curve)) or action == TrialScheduler.STOP:
+            if queue:
+                start(queue.pop(0), now)
+        else:
+            running.append((now + durations[epoch], trial, epoch + 1))
+    return epochs, best
+
+
+def replay_table(fifo: Search, epochs: int, slots: int, combos: list[tuple[int, float]], permutations: int,
+                 seed: int, trials: int | None = None) -> dict[tuple[int, float], dict[str, float]]:
+    """Every combo replayed in the FIFO search's own trial order and in ``permutations`` random orders
+    (of ``trials`` of FIFO's trials drawn at random, default all: a smaller search of the same space)."""
+    import random
+
+    rng = random.Random(seed)
+    n = len(fifo.runs)
+    k = min(trials or n, n)
+    orders = [list(range(k))] + [rng.sample(range(n), k) for _ in range(permutations)]
+
+    def fifo_cost(order: list[int]) -> tuple[int, float]:
+        return sum(len(fifo.runs[i][0]) for i in order), max(max(fifo.runs[i][0]) for i in order)
+
+    out = {}
+    for grace, rf in combos:
+        results = [(replay(fifo.runs, order, grace, rf, epochs, slots), fifo_cost(order)) for order in orders]
+        ratios = [e / fe for (e, _), (fe, _) in results]
+        gaps = [fb - b for (_, b), (_, fb) in results]
+        out[(grace, rf)] = {
+            "own_order_ratio": ratios[0], "own_order_gap": gaps[0],
+            "mean_ratio": statistics.mean(ratios[1:] or ratios), "mean_gap": statistics.mean(gaps[1:] or gaps),
+            "p_gap": sum(g > GAP_TARGET_DB for g in gaps[1:] or gaps) / len(gaps[1:] or gaps),
+            "p_hit": sum(g <= 1e-9 for g in gaps[1:] or gaps) / len(gaps[1:] or gaps),
+        }
+    return out
 
 
 def parse_combo(text: str) -> tuple[int, float]:
@@ -161,7 +244,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, help="clip length of the made corpus (default 2; --quick 1)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="extra --set for every search (e.g. data.batch_size=16)")
-    parser.add_argument("--keep", type=Path, help="keep the corpus and experiments in this folder")
+    parser.add_argument("--keep", type=Path, help="keep the corpus and experiments in this folder (a search "
+                                                  "already finished there is reused, not run again)")
+    parser.add_argument("--replay", type=int, help="random trial orders to replay ASHA in on FIFO's curves "
+                                                   "(default 500; 0 = none)")
+    parser.add_argument("--replay-trials", type=int,
+                        help="replay searches of this many of FIFO's trials, drawn at random (default: all)")
+    parser.add_argument("--replay-combos", default="1x2,2x2,3x2,4x2,1x3,2x3,3x3,1x4,2x4",
+                        help="grace×rf pairs of the replay table (default 1x2,2x2,3x2,4x2,1x3,2x3,3x3,1x4,2x4)")
     args = parser.parse_args()
     args.trials = args.trials or (4 if args.quick else 16)
     args.epochs = args.epochs or (3 if args.quick else 8)
@@ -183,7 +273,8 @@ def main() -> None:
             if not root.exists():
                 start = time.perf_counter()
                 make_corpus(root, train=train_rows, val=val_rows, test=0, sample_rate=8000, seconds=seconds, seed=0)
-                print(f"made {train_rows}/{val_rows} rows (8 kHz, {seconds:g} s) in {time.perf_counter() - start:.0f} s")
+                made = time.perf_counter() - start
+                print(f"made {train_rows}/{val_rows} rows (8 kHz, {seconds:g} s) in {made:.0f} s")
         print(f"{args.trials} trials × {args.epochs} epochs, seed {args.seed}, {args.max_concurrent} at a time "
               f"(1 CPU each), corpus {root}; nproc {os.cpu_count()}\n")
 
@@ -210,8 +301,12 @@ def main() -> None:
     summary.append(f"same sampled configs in all {1 + len(asha)} searches: {'yes' if same else 'NO'} (target yes)")
     summary.append(f"largest val SI-SDR difference of one config at one epoch between searches: {curve_diff:.2g} dB "
                    "(target 0: same training)")
-    summary.append(f"FIFO: {fifo.trial_epochs} trial-epochs, best val SI-SDR {fifo.best:.2f} dB, wall {fifo.wall_s:.0f} s "
-                   "(reference)")
+    summary.append(f"FIFO: {fifo.trial_epochs} trial-epochs, best val SI-SDR {fifo.best:.2f} dB, "
+                   f"wall {fifo.wall_s:.0f} s (target none: reference)")
+    finals = sorted((max(c) for c, _ in fifo.runs), reverse=True)
+    close = sum(f >= fifo.best - GAP_TARGET_DB for f in finals)
+    print(f"\nFIFO trials' best val SI-SDR, high to low: {' '.join(f'{f:.2f}' for f in finals)} dB "
+          f"({close} within {GAP_TARGET_DB} dB of the best)")
     for s in asha:
         tag = s.label.replace("asha ", "ASHA ")
         summary.append(f"{tag} trial-epochs ÷ FIFO: {s.trial_epochs / fifo.trial_epochs:.2f} "
@@ -220,10 +315,31 @@ def main() -> None:
                        f"({s.best:.2f} vs {fifo.best:.2f}) (target <= {GAP_TARGET_DB} dB)")
         summary.append(f"{tag} wall ÷ FIFO: {s.wall_s / fifo.wall_s:.2f} ({s.wall_s:.0f}/{fifo.wall_s:.0f} s) "
                        "(target none: reference)")
+    replays = args.replay if args.replay is not None else 500
+    table = {}
+    if replays:
+        grid = [parse_combo(c) for c in args.replay_combos.split(",")]
+        grid += [c for c in combos if c not in grid]
+        table = replay_table(fifo, args.epochs, args.max_concurrent, grid, replays, args.seed, args.replay_trials)
+        of = f"{args.replay_trials} of FIFO's trials" if args.replay_trials else "FIFO's trials"
+        print(f"\nASHA replayed on FIFO's learning curves and epoch times ({args.max_concurrent} slots; Ray's own "
+              f"bracket): in FIFO's trial order, and the mean over {replays} random orders of {of}")
+        print(f"{'grace×rf':10}{'own order ÷ FIFO':>18}{'gap dB':>8}{'mean ÷ FIFO':>13}{'mean gap':>10}"
+              f"{'P(gap > ' + str(GAP_TARGET_DB) + ')':>15}{'P(best kept)':>14}")
+        for (grace, rf), r in table.items():
+            print(f"{f'{grace}x{rf:g}':10}{r['own_order_ratio']:18.2f}{r['own_order_gap']:8.2f}{r['mean_ratio']:13.2f}"
+                  f"{r['mean_gap']:10.2f}{r['p_gap']:15.0%}{r['p_hit']:14.0%}")
+        for grace, rf in combos:
+            r = table[(grace, rf)]
+            summary.append(f"replayed ASHA g={grace} rf={rf:g}, mean over {replays} trial orders, trial-epochs ÷ FIFO: "
+                           f"{r['mean_ratio']:.2f} (target <= {EPOCHS_TARGET:.2f})")
+            summary.append(f"replayed ASHA g={grace} rf={rf:g}, share of trial orders with a best gap > "
+                           f"{GAP_TARGET_DB} dB: {r['p_gap']:.0%} (target 0%)")
     if args.keep:
         (work / "asha_vs_fifo.json").write_text(json.dumps(
             {s.label: {k: getattr(s, k) for k in ("wall_s", "trial_epochs", "best", "trials", "statuses")}
-             | {"path": str(s.path)} for s in [fifo, *asha]}, indent=2))
+             | {"path": str(s.path)} for s in [fifo, *asha]}
+            | {"replay": {f"{g}x{rf:g}": r for (g, rf), r in table.items()}}, indent=2))
     print()
     for line in summary:
         print(line)
