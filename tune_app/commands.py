@@ -57,7 +57,7 @@ def write_search_file(plan: RunPlan) -> None:
     (folder / SEARCH_FILE).write_text(json.dumps(info, indent=2, default=str))
 
 
-def print_dry_run(plan: RunPlan, as_json: bool) -> None:
+def print_dry_run(plan: RunPlan, as_json: bool, stages: list[dict] | None = None) -> None:
     plan.spec.num_samples = plan.num_samples
     warm = []
     if plan.warm_start is not None:
@@ -73,6 +73,8 @@ def print_dry_run(plan: RunPlan, as_json: bool) -> None:
         info["samples"] = samples
         info["resources_per_trial"] = {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
         info["seed"] = plan.seed
+        if stages:
+            info["stages"] = stages
         print(json.dumps(info, indent=2, default=str))
         return
     print(format_dry_run(plan.spec, samples))
@@ -83,6 +85,8 @@ def print_dry_run(plan: RunPlan, as_json: bool) -> None:
             print(f"note: {note}")
     if plan.warm_start is not None:
         print(plan.warm_start.summary_line())
+    if stages:
+        print("stages: " + ", ".join(f"{s['name']} ({s['num_samples']} trials)" for s in stages))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -99,8 +103,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         stages = parse_stages(plan.spec)  # checked before anything starts
         if args.dry_run:
-            print_dry_run(plan, args.json)
-            print(f"stages: {', '.join(f'{s.name} ({s.num_samples} trials)' for s in stages)}")
+            print_dry_run(plan, args.json, stages=[{"name": s.name, "num_samples": s.num_samples,
+                                                     "overrides": s.overrides, "top_k": s.top_k} for s in stages])
             return 0
         plan.base.data.data_root = resolve_data_root(plan.base.data.data_root)
         check_corpus(plan)
