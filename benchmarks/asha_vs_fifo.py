@@ -21,8 +21,18 @@ Figures, read from the experiment folders (``tune_app.results.load_experiment``)
   seeded and runs one thread per trial on the CPU), so the only difference between the searches is
   the scheduler.
 
-    python benchmarks/asha_vs_fifo.py            # 16 trials × 8 epochs, combos 2x2,1x2,2x3,1x3 (≈ 30 min on 2 CPUs)
-    python benchmarks/asha_vs_fifo.py --quick    # 6 trials × 4 epochs on 48 rows, combo 1x2 (≈ 1.5 min)
+Async ASHA's savings depend on the order in which trials arrive (the first trials to reach a rung
+always go on), so one live search per combo is one draw. The replay table adds the expectation: Ray's
+own ASHA bracket (``ray.tune.schedulers.async_hyperband._Bracket``, what ``ResumableASHA`` uses) fed
+with the FIFO search's learning curves and per-epoch times, 2 slots, in FIFO's trial order (which
+reproduces the live ASHA search when the reports arrive in the same order) and in ``--replay``
+random orders (of ``--replay-trials`` of FIFO's trials: a smaller search of the same space): mean
+trial-epochs ÷ FIFO, mean best gap, P(gap > 0.5 dB) and P(the search keeps FIFO's best trial).
+
+    python benchmarks/asha_vs_fifo.py            # 16 trials × 8 epochs, 120 train rows of 2 s, combos 2x2,1x2,2x3,1x3
+                                                 # (≈ 45 min on 2 busy CPUs; FIFO alone ≈ 17 min)
+    python benchmarks/asha_vs_fifo.py --quick    # 4 trials × 3 epochs on 32 rows, combo 1x2: a smoke test (≈ 1 min)
+    python benchmarks/asha_vs_fifo.py --keep DIR --replay-trials 8   # reuse DIR's searches; replay 8-trial searches
     python benchmarks/asha_vs_fifo.py --combos 2x2 --trials 24 --data-root /data/PolSESS_C_in
 """
 
@@ -231,16 +241,17 @@ def parse_combo(text: str) -> tuple[int, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="6 trials × 4 epochs on a 48-row corpus of 1 s clips, combo 1x2")
-    parser.add_argument("--trials", type=int, help="trials per search (default 16; --quick 6)")
-    parser.add_argument("--epochs", type=int, help="epochs per trial = ASHA's max_t (default 8; --quick 4)")
+                        help="4 trials × 3 epochs on a 32-row corpus of 1 s clips, combo 1x2 (a smoke test: "
+                             "too few trials for ASHA to save much)")
+    parser.add_argument("--trials", type=int, help="trials per search (default 16; --quick 4)")
+    parser.add_argument("--epochs", type=int, help="epochs per trial = ASHA's max_t (default 8; --quick 3)")
     parser.add_argument("--combos", help="ASHA grace×reduction-factor pairs, comma-separated "
                                          "(default 2x2,1x2,2x3,1x3; --quick 1x2)")
     parser.add_argument("--seed", type=int, default=0, help="sampler seed of every search (default 0)")
     parser.add_argument("--max-concurrent", type=int, default=2)
     parser.add_argument("--data-root", type=Path, help="an existing corpus (default: make one in a temp dir)")
-    parser.add_argument("--train-rows", type=int, help="rows of the made corpus (default 200; --quick 48)")
-    parser.add_argument("--val-rows", type=int, help="(default 40; --quick 16)")
+    parser.add_argument("--train-rows", type=int, help="training rows of the made corpus (default 120; --quick 32)")
+    parser.add_argument("--val-rows", type=int, help="validation rows (default 32; --quick 8)")
     parser.add_argument("--seconds", type=float, help="clip length of the made corpus (default 2; --quick 1)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="extra --set for every search (e.g. data.batch_size=16)")

@@ -1,14 +1,15 @@
 """ConvTasNet training-step throughput on the GPU: fp32 vs bf16, inside a Tune trial vs bare, shared GPUs.
 
-Three parts (``benchmarks/gpu_check.sh`` runs all three in under 5 minutes on one H100):
+Three parts (``benchmarks/gpu_check.sh`` runs all three in about 4.5 minutes on one H200):
 
 (a) default: one training step exactly as ``polsess.trainer.Trainer`` takes it (``build_model`` from
     ``configs/convtasnet_sb.yaml`` at the paper size N=512 B=128 H=512 P=3 X=8 R=3, SB task → 2
     sources; forward under autocast, ``score_batch`` PIT SI-SDR loss in float64, backward, grad-norm
     clip 5, Adam step, one ``.item()`` sync) on random 4 s segments at 8 kHz, batch 4: samples/s
-    (median of ``--repeats`` timed blocks after a warm-up) and peak memory
+    (median of ``--blocks`` timed blocks after a warm-up) and peak memory
     (``torch.cuda.max_memory_allocated``) in fp32 and under bf16 autocast (what the trainer uses on a
-    GPU). Data loading is not part of the step (see benchmarks/data_loading.py).
+    GPU), both with cudnn.benchmark off as in the trainer, then bf16 with it on. Data loading is not
+    part of the step (see benchmarks/data_loading.py).
 (b) ``--in-tune``: the same step loop bare in this process, then inside a one-trial ``tune.Tuner``
     (resources {"cpu": C, "gpu": 1}, or no GPU on a CPU machine; the trial pins
     ``torch.set_num_threads(C)`` like tune_app.trainable and calls ``tune.report`` after every block of
@@ -20,9 +21,9 @@ Three parts (``benchmarks/gpu_check.sh`` runs all three in under 5 minutes on on
     ``--cpus-per-trial`` for both: trials per hour = trials ÷ command wall time × 3600, and the
     median epoch time (``time_training_s``) that shows what sharing costs each trial.
 
-Without a GPU, (a) and (b) use a small model (N=64 B=32 H=64 X=4 R=2) on 1 s segments so they finish
-in a minute, bf16 is skipped, and (c) refuses (``--search`` needs GPUs; ``--search --cpu-test`` runs
-the same code with 1 vs 2 CPUs per trial instead, to test it).
+Without a GPU, (a) and (b) use a small model (N=64 B=32 H=64 X=4 R=2) on 1 s segments and 1 thread
+(the demo's 1 CPU per trial) so they finish in a minute, bf16 is skipped, and (c) says it needs a GPU
+(``--search --cpu-test`` runs the same code with 1 vs 2 CPUs per trial instead, to test it).
 
     python benchmarks/gpu_step.py                  # (a)
     python benchmarks/gpu_step.py --in-tune        # (b)

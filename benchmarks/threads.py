@@ -23,6 +23,7 @@ the machine's background load hits every scenario alike):
     python benchmarks/threads.py             # 200 rows, 3 epochs, 2 rounds (≈ 6 min on 2 idle cores)
     python benchmarks/threads.py --quick     # 64 rows, 2 epochs, 1 round, pinned vs default (≈ 1 min)
     python benchmarks/threads.py --data-root /data/PolSESS_C_in --rows 400 --epochs 4
+    python benchmarks/threads.py --solo      # also one process alone at 1 thread and at the default
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ def worker(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- the pair (driver)
 
 
-def run_pair(name: str, args: argparse.Namespace, root: Path) -> dict:
+def run_pair(name: str, args: argparse.Namespace, root: Path, count: int = 2) -> dict:
+    """``count`` trial processes of scenario ``name`` at once (2: the pair; 1: alone, for reference)."""
     spec = SCENARIOS[name]
     env = {k: v for k, v in os.environ.items() if k not in THREAD_ENV}
     cmd = [sys.executable, __file__, "--worker", "--data-root", str(root), "--epochs", str(args.epochs),
@@ -119,7 +121,7 @@ def run_pair(name: str, args: argparse.Namespace, root: Path) -> dict:
     if spec["threads"]:
         cmd += ["--threads", str(spec["threads"])]
     start = time.perf_counter()
-    procs = [subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True) for _ in range(count)]
     outputs = [p.communicate()[0] for p in procs]
     wall = time.perf_counter() - start
     if any(p.returncode for p in procs):
@@ -134,7 +136,8 @@ def run_pair(name: str, args: argparse.Namespace, root: Path) -> dict:
         "wait_share": sum(r["wait_s"] for r in epochs) / sum(r["train_s"] for r in epochs),
         "threads": threads,
     }
-    print(f"  {name:8} threads {threads} workers {spec['workers']}: median epoch {result['epoch']:6.2f} s, "
+    label = name if count == 2 else f"{name} alone"
+    print(f"  {label:8} threads {threads} workers {spec['workers']}: median epoch {result['epoch']:6.2f} s, "
           f"train pass {result['train']:6.2f} s, data wait {result['wait_share']:6.1%}, pair wall {wall:6.1f} s",
           flush=True)
     return result
@@ -150,6 +153,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, help="rounds of every scenario (default 2; --quick 1)")
     parser.add_argument("--scenarios", help="comma-separated, of pinned, default, worker "
                                             "(default all three; --quick pinned,default)")
+    parser.add_argument("--solo", action="store_true", help="also run one process alone, pinned and default "
+                                                            "(what the threads buy without a second trial)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, default=0, help=argparse.SUPPRESS)
@@ -203,6 +208,12 @@ def main() -> None:
                      f"({med(name, 'wall'):.1f} vs {base['wall']:.1f} s) (target >= 1.0)")
         lines.append(f"data wait share of the train pass, {name}: {med(name, 'wait_share'):.1%} "
                      "(target none: reference)")
+    if args.solo:
+        print("alone (one trial process, reference):", flush=True)
+        solo = {name: run_pair(name, args, root, count=1) for name in ("pinned", "default")}
+        lines.append(f"one process alone, torch default ({'/'.join(map(str, solo['default']['threads']))} threads) "
+                     f"÷ 1 thread, median epoch time: {solo['default']['epoch'] / solo['pinned']['epoch']:.2f} "
+                     f"({solo['default']['epoch']:.2f} vs {solo['pinned']['epoch']:.2f} s) (target none: reference)")
     print()
     for line in lines:
         print(line)

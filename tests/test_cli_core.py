@@ -284,7 +284,9 @@ def test_evaluate_json_and_table(trained_run, demo_corpus, cache):
     assert set(result["variants"]) == ALL_VARIANTS
     for variant, row in [*result["variants"].items(), ("overall", result["overall"])]:
         assert set(row) == {"si_sdr", "si_sdri", "n"}
-        assert all(isinstance(row[k], float) for k in ("si_sdr", "si_sdri")), variant
+        assert isinstance(row["si_sdr"], float), variant
+        # ES with variant C: the input is speaker 1 alone, the target itself: no SI-SDRi to speak of.
+        assert (row["si_sdri"] is None) == (variant == "C"), variant
         if variant != "overall":
             assert row["n"] == len(ds.indices_for_variant(variant)), variant
 
@@ -293,13 +295,17 @@ def test_evaluate_json_and_table(trained_run, demo_corpus, cache):
     lines = table.stdout.strip().splitlines()
     assert lines[0].startswith(f"{out / 'best.pt'} (epoch {result['epoch']}), test subset, task ES")
     assert lines[1].split() == ["variant", "n", "SI-SDR", "SI-SDRi"]
-    rows = {parts[0]: parts[1:] for parts in (line.split() for line in lines[2:])}
+    rows = {parts[0]: parts[1:] for parts in (line.split() for line in lines[2:-1])}
+    assert lines[-1].startswith("(SI-SDRi is n/a")
     assert set(rows) == ALL_VARIANTS | {"overall"}
     for name, (n, sdr, sdri) in rows.items():
         want = result["overall"] if name == "overall" else result["variants"][name]
         assert int(n) == want["n"]
         assert float(sdr) == pytest.approx(want["si_sdr"], abs=0.006)
-        assert float(sdri) == pytest.approx(want["si_sdri"], abs=0.006)
+        if want["si_sdri"] is None:
+            assert sdri == "n/a"
+        else:
+            assert float(sdri) == pytest.approx(want["si_sdri"], abs=0.006)
 
 
 def test_evaluate_a_missing_checkpoint_is_a_one_line_error(tmp_path, cache):

@@ -627,7 +627,7 @@ def test_research_baseline_is_a_three_seed_grid(tmp_path):
 def test_shipped_demo_space(root):
     spec = load_search(REPO / "search_spaces/demo.yaml", base_config_override=root / "base.yaml")
     assert (spec.method, spec.metric, spec.mode, spec.num_samples) == ("bayes", "val_sisdr", "max", 8)
-    assert spec.scheduler.type == "asha" and spec.scheduler.grace_period == 2
+    assert spec.scheduler.type == "asha" and spec.scheduler.grace_period == 1
     assert spec.space["training.lr"].log and spec.space["training.weight_decay"].log
     assert (spec.max_concurrent, spec.resources_per_trial, spec.seed) == (2, {"cpu": 1.0, "gpu": 0.0}, 0)
 
