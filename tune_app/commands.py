@@ -171,9 +171,9 @@ def resume_experiment(folder: Path, restart_errored: bool, address: str | None) 
             f"{folder}: holds no Ray Tune experiment state (experiment_state-*.json); it never got as far "
             "as its first trial, or it is not an experiment folder: start it again with `polsess-tune run`"
         )
-    from .state_backup import repair
+    from .state_backup import repair, restore_missing_checkpoints
 
-    for line in repair(folder):
+    for line in repair(folder) + restore_missing_checkpoints(folder):
         print(f"note: {line}")
     search = json.loads((folder / SEARCH_FILE).read_text()) if (folder / SEARCH_FILE).exists() else {}
     num_samples = int(search.get("num_samples", 0))

@@ -70,20 +70,49 @@ def backup(folder: Path) -> None:
 
 
 def repair(folder: Path) -> list[str]:
-    """Replace truncated state files by their backups; say what was done. Unrecoverable → error."""
+    """If a state file is truncated, put back the whole backed-up set (the files must agree with
+    each other: trials, generated-trial count, Optuna study); say what was done."""
+    current = [newest(folder, pattern) for pattern in PATTERNS]
+    broken = [path for path in current if path is not None and not readable(path)]
+    if not broken:
+        return []
+    saved = [folder / BACKUP_DIR / path.name for path in current if path is not None]
+    if not all(readable(path) for path in saved):
+        raise TuneInputError(
+            f"{broken[0]}: truncated (the driver was killed while writing it) and no readable backup exists; "
+            "this search cannot be resumed — start it again with `polsess-tune run`"
+        )
+    for path in saved:
+        shutil.copy2(path, folder / path.name)
+    return [f"{path.name}: truncated by the kill; restored the copy from {saved[0].stat().st_mtime:.0f} "
+            "(with the other state files of that moment)" for path in broken]
+
+
+def restore_missing_checkpoints(folder: Path) -> list[str]:
+    """A stale snapshot can name a checkpoint that ``num_to_keep`` deleted after it was taken, and
+    Tune then refuses to restore the trial. Put the newest kept checkpoint of the trial under that
+    name; the trainable resumes from the newest epoch it finds anyway."""
+    state_file = newest(folder, "experiment_state-*.json")
+    try:
+        state = json.loads(state_file.read_text()) if state_file else {}
+    except ValueError:
+        return []
     done = []
-    for pattern in PATTERNS:
-        current = newest(folder, pattern)
-        if current is None or readable(current):
+    for entry in state.get("trial_data", []):
+        try:
+            trial = json.loads(entry[0])
+            runtime = json.loads(entry[1])
+        except (ValueError, TypeError, IndexError):
             continue
-        saved = folder / BACKUP_DIR / current.name
-        if not readable(saved):
-            raise TuneInputError(
-                f"{current}: truncated (the driver was killed while writing it) and no readable backup exists; "
-                "this search cannot be resumed — start it again with `polsess-tune run`"
-            )
-        shutil.copy2(saved, current)
-        done.append(f"{current.name}: truncated by the kill; restored the copy from {saved.stat().st_mtime:.0f}")
+        name = (runtime.get("last_result") or {}).get("checkpoint_dir_name")
+        trial_dir = folder / f"trial_{trial.get('trial_id')}"
+        if not name or (trial_dir / name).exists():
+            continue
+        kept = sorted(trial_dir.glob("checkpoint_*"))
+        if kept:
+            shutil.copytree(kept[-1], trial_dir / name)
+            done.append(f"trial {trial.get('trial_id')}: {name} was deleted after the last snapshot; "
+                        f"resuming from {kept[-1].name}")
     return done
 
 
