@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import soundfile as sf
+from processes import wait_for
 
 from tune_app.results import load_experiment
 
@@ -43,7 +44,7 @@ def _trial_workers(sid: int) -> list[int]:
     for entry in Path("/proc").iterdir():
         try:
             if entry.name.isdigit() and os.getsid(int(entry.name)) == sid and \
-                    (entry / "cmdline").read_bytes().startswith(b"ray::ImplicitFunc.train"):
+                    (entry / "cmdline").read_bytes().startswith(b"ray::ImplicitFunc"):
                 pids.append(int(entry.name))
         except OSError:
             continue
@@ -62,6 +63,7 @@ def test_a_killed_worker_is_retried_from_its_checkpoint(demo_corpus, tmp_path):
             assert proc.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "no trial reported"
             time.sleep(0.1)  # polling for a condition
+        wait_for(lambda: len(_trial_workers(proc.pid)) == 1, 60, "the trial's worker process")
         (worker,) = _trial_workers(proc.pid)
         os.kill(worker, signal.SIGKILL)  # the trial's worker process, mid-training
         assert proc.wait(timeout=600) == 0, (tmp_path / "run.log").read_text()[-3000:]
