@@ -37,7 +37,6 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,6 +51,7 @@ sys.path.insert(0, str(REPO))
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
 
 import torch  # noqa: E402
+from _run import run_logged  # noqa: E402  (benchmarks/ is sys.path[0] when run as a script)
 
 PAPER = {"N": 512, "B": 128, "H": 512, "P": 3, "X": 8, "R": 3}
 SMALL = {"N": 64, "B": 32, "H": 64, "P": 3, "X": 4, "R": 2}
@@ -318,11 +318,7 @@ def part_search(args: argparse.Namespace, model_size: dict[str, int]) -> list[st
                    *[x for k, v in sets.items() for x in ("--set", f"{k}={v}")]]
             print(f"[{time.strftime('%H:%M:%S')}] {' '.join(cmd[2:])}", flush=True)
             log = work / f"{name}.log"
-            start = time.perf_counter()
-            with log.open("w") as out:
-                rc = subprocess.run(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-                                    env={**os.environ, "PYTHONUNBUFFERED": "1"}).returncode
-            wall = time.perf_counter() - start
+            rc, wall = run_logged(cmd, log)
             if rc != 0:
                 print(log.read_text()[-3000:])
                 raise RuntimeError(f"polsess-tune run ({label}) exited {rc}")

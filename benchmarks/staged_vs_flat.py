@@ -54,7 +54,6 @@ import math
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -65,6 +64,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from _run import run_logged  # noqa: E402  (benchmarks/ is sys.path[0] when run as a script)
 
 from polsess.config import flatten  # noqa: E402
 from tune_app.results import Experiment, load_experiment  # noqa: E402
@@ -185,11 +186,7 @@ def run_search(label: str, space: Path, seed: int, root: Path, storage: Path, fu
            "--name", name, "--seed", str(seed), "--wandb", "disabled"]
     log = storage / f"{name}.log"
     print(f"[{time.strftime('%H:%M:%S')}] {name}: polsess-tune {' '.join(cmd[len(CLI):])}", flush=True)
-    start = time.perf_counter()
-    with log.open("w") as out:
-        rc = subprocess.run(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"}).returncode
-    wall = time.perf_counter() - start
+    rc, wall = run_logged(cmd, log)
     if rc != 0:
         print(log.read_text()[-4000:])
         sys.exit(f"{name}: polsess-tune run exited {rc}; log above ({log})")
