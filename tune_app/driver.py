@@ -140,6 +140,7 @@ def build_tuner(plan: RunPlan):
         num_samples=plan.num_samples,
         max_concurrent_trials=plan.max_concurrent,
         trial_dirname_creator=lambda trial: f"trial_{trial.trial_id}",
+        reuse_actors=True,
     )
     trainable = tune.with_resources(
         train_convtasnet, {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}

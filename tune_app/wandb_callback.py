@@ -4,18 +4,29 @@ Ray logs with ``step=training_iteration`` and, when a trial is restored, opens a
 run with the same id and logs every result again, including an epoch redone after a kill. Here
 the step is the trainer's epoch, the epochs a run already holds (read back from its offline
 files) are skipped, and online runs resume the same W&B run (``resume="allow"``).
+
+Ray's ``Queue.put`` waits for the trial's queue actor; a trial's first put waits for that actor's
+process to start (about a second), and the whole Tune loop, every other trial included, stalls
+meanwhile. The puts here go through one background thread instead: still one at a time and in
+order (a put that does not wait is not ordered, since the queue actor is async), but off the loop.
 """
 
 from __future__ import annotations
 
 import glob
+import logging
 import os
+import queue
+import threading
+import time
 from typing import Any
 
 from ray.air.integrations.wandb import WandbLoggerCallback
 from ray.tune.experiment import Trial
 
 from .wandb_offline import read_offline_run
+
+logger = logging.getLogger(__name__)
 
 
 def logged_epochs(wandb_dir: str | None, run_id: str) -> set[int]:
@@ -32,11 +43,66 @@ def logged_epochs(wandb_dir: str | None, run_id: str) -> set[int]:
     return epochs
 
 
+class OrderedSender:
+    """Runs ``ray_queue.put(item)`` calls on one thread, in the order they were handed over."""
+
+    def __init__(self) -> None:
+        self._items: queue.SimpleQueue = queue.SimpleQueue()
+        self._pending = 0
+        self._idle = threading.Condition()
+        threading.Thread(target=self._run, name="wandb-queue-put", daemon=True).start()
+
+    def put(self, ray_queue: Any, item: Any) -> None:
+        with self._idle:
+            self._pending += 1
+        self._items.put((ray_queue, item))
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every handed-over item is in its queue; False if ``timeout`` ran out first."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout=max(0.0, deadline - time.monotonic()))
+
+    def _run(self) -> None:
+        while True:
+            ray_queue, item = self._items.get()
+            try:
+                ray_queue.put(item)
+            except Exception as exc:  # a dead queue actor (Ray shutting down) must not stop the others
+                logger.warning("W&B: could not pass a result to the logging actor: %s", exc)
+            with self._idle:
+                self._pending -= 1
+                self._idle.notify_all()
+
+
+class BackgroundQueue:
+    """Stands in for a trial's Ray ``Queue`` on the driver: ``put`` returns at once."""
+
+    def __init__(self, ray_queue: Any, sender: OrderedSender) -> None:
+        self.ray_queue = ray_queue
+        self._sender = sender
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        self._sender.put(self.ray_queue, item)
+
+
 class EpochWandbLoggerCallback(WandbLoggerCallback):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("resume", "allow")
         super().__init__(*args, **kwargs)
         self._logged: dict[str, set[int]] = {}
+        self._sender: OrderedSender | None = None  # started on first use: the callback is pickled before
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_sender": None}
+
+    def _start_logging_actor(self, trial: Trial, exclude_results: list[str], **wandb_init_kwargs: Any) -> None:
+        super()._start_logging_actor(trial, exclude_results, **wandb_init_kwargs)
+        ray_queue = self._trial_queues.get(trial)
+        if ray_queue is not None and not isinstance(ray_queue, BackgroundQueue):
+            if self._sender is None:
+                self._sender = OrderedSender()
+            self._trial_queues[trial] = BackgroundQueue(ray_queue, self._sender)
 
     def log_trial_start(self, trial: Trial) -> None:
         first_start = trial.trial_id not in self._logged
@@ -71,4 +137,6 @@ class EpochWandbLoggerCallback(WandbLoggerCallback):
         # logging actors to finish now, or Ray waits the whole upload timeout and then kills them.
         for trial in list(self._trial_logging_actors):
             self._signal_logging_actor_stop(trial)
+        if self._sender is not None and not self._sender.flush(self._upload_timeout):
+            logger.warning("W&B: results still queued after %s s; their logging actors are stopped", self._upload_timeout)
         super().on_experiment_end(trials, **info)
