@@ -7,6 +7,7 @@ worker on another node reads ``data.data_root`` from the config, never from the 
 
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 import time
@@ -49,7 +50,12 @@ def train_convtasnet(config: dict[str, Any]) -> None:
     cfg = config_from_flat(flatten(config))
     # Loader workers share the trial's CPUs with the training thread: none unless it has spare.
     cfg.data.num_workers = min(cfg.data.num_workers, threads - 1)
-    trainer = Trainer(cfg, device=trial_device(gpus), log=_log)
+    device = trial_device(gpus)
+    if device == "cuda":
+        # Trials reuse actors: hand the previous trial's cached blocks back, for trials sharing the GPU.
+        gc.collect()
+        torch.cuda.empty_cache()
+    trainer = Trainer(cfg, device=device, log=_log)
 
     state, unrecorded = restored_state(tune.get_checkpoint())
     if state is not None:

@@ -5,10 +5,12 @@ run with the same id and logs every result again, including an epoch redone afte
 the step is the trainer's epoch, the epochs a run already holds (read back from its offline
 files) are skipped, and online runs resume the same W&B run (``resume="allow"``).
 
-Ray's ``Queue.put`` waits for the trial's queue actor; a trial's first put waits for that actor's
-process to start (about a second), and the whole Tune loop, every other trial included, stalls
-meanwhile. The puts here go through one background thread instead: still one at a time and in
-order (a put that does not wait is not ordered, since the queue actor is async), but off the loop.
+Ray gives every trial two processes, a queue actor and the logging actor that reads it, and the
+driver waits on each put; a trial's first put waits for the queue actor's process to start (about a
+second) while the whole Tune loop stalls. On a 2-core machine the queue actors alone cost about 2 s
+of CPU per trial (start-up and an idle Ray worker's polling). Here the queue lives inside the
+logging actor (one process per trial), and the driver's puts run on one background thread: still
+one at a time and in order, but off the Tune loop.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import logging
 import os
 import queue
 import threading
-import time
 from typing import Any
 
-from ray.air.integrations.wandb import WandbLoggerCallback
+import ray
+from ray.air.integrations.wandb import WANDB_ENV_VAR, WandbLoggerCallback, _WandbLoggingActor
+from ray.air.util.node import _force_on_current_node
 from ray.tune.experiment import Trial
 
 from .wandb_offline import read_offline_run
@@ -44,46 +47,56 @@ def logged_epochs(wandb_dir: str | None, run_id: str) -> set[int]:
 
 
 class OrderedSender:
-    """Runs ``ray_queue.put(item)`` calls on one thread, in the order they were handed over."""
+    """Runs the driver's puts on one thread, in the order they were handed over."""
 
     def __init__(self) -> None:
         self._items: queue.SimpleQueue = queue.SimpleQueue()
         self._pending = 0
         self._idle = threading.Condition()
-        threading.Thread(target=self._run, name="wandb-queue-put", daemon=True).start()
+        threading.Thread(target=self._run, name="wandb-put", daemon=True).start()
 
-    def put(self, ray_queue: Any, item: Any) -> None:
+    def put(self, actor: Any, item: Any) -> None:
         with self._idle:
             self._pending += 1
-        self._items.put((ray_queue, item))
+        self._items.put((actor, item))
 
     def flush(self, timeout: float) -> bool:
-        """Wait until every handed-over item is in its queue; False if ``timeout`` ran out first."""
-        deadline = time.monotonic() + timeout
+        """Wait until every handed-over item has reached its actor; False if ``timeout`` ran out."""
         with self._idle:
-            return self._idle.wait_for(lambda: self._pending == 0, timeout=max(0.0, deadline - time.monotonic()))
+            return self._idle.wait_for(lambda: self._pending == 0, timeout=timeout)
 
     def _run(self) -> None:
         while True:
-            ray_queue, item = self._items.get()
+            actor, item = self._items.get()
             try:
-                ray_queue.put(item)
-            except Exception as exc:  # a dead queue actor (Ray shutting down) must not stop the others
-                logger.warning("W&B: could not pass a result to the logging actor: %s", exc)
+                ray.get(actor.put.remote(item))  # waiting keeps the order: the actor is threaded
+            except Exception as exc:  # a dead logging actor must not stop the others' results
+                logger.warning("W&B: a result did not reach its logging actor: %s", exc)
             with self._idle:
                 self._pending -= 1
                 self._idle.notify_all()
 
 
-class BackgroundQueue:
+class InboxLoggingActor(_WandbLoggingActor):
+    """Ray's logging actor, reading from a queue of its own that ``put`` fills (from a second thread)."""
+
+    def __init__(self, logdir: str, queue_: Any, exclude: list[str], to_config: list[str], *args: Any,
+                 **kwargs: Any) -> None:
+        super().__init__(logdir, queue.Queue(), exclude, to_config, *args, **kwargs)
+
+    def put(self, item: Any) -> None:
+        self.queue.put(item)
+
+
+class ActorInbox:
     """Stands in for a trial's Ray ``Queue`` on the driver: ``put`` returns at once."""
 
-    def __init__(self, ray_queue: Any, sender: OrderedSender) -> None:
-        self.ray_queue = ray_queue
+    def __init__(self, actor: Any, sender: OrderedSender) -> None:
+        self.actor = actor
         self._sender = sender
 
     def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
-        self._sender.put(self.ray_queue, item)
+        self._sender.put(self.actor, item)
 
 
 class EpochWandbLoggerCallback(WandbLoggerCallback):
@@ -97,12 +110,33 @@ class EpochWandbLoggerCallback(WandbLoggerCallback):
         return {**self.__dict__, "_sender": None}
 
     def _start_logging_actor(self, trial: Trial, exclude_results: list[str], **wandb_init_kwargs: Any) -> None:
-        super()._start_logging_actor(trial, exclude_results, **wandb_init_kwargs)
-        ray_queue = self._trial_queues.get(trial)
-        if ray_queue is not None and not isinstance(ray_queue, BackgroundQueue):
-            if self._sender is None:
-                self._sender = OrderedSender()
-            self._trial_queues[trial] = BackgroundQueue(ray_queue, self._sender)
+        """Ray's own, less the queue actor: the same actor options, plus a second thread for ``put``."""
+        if trial in self._trial_logging_futures:  # a restarted trial keeps its actor
+            return
+        if self._sender is None:
+            self._sender = OrderedSender()
+        if not self._remote_logger_class:
+            env_vars = {WANDB_ENV_VAR: os.environ[WANDB_ENV_VAR]} if WANDB_ENV_VAR in os.environ else {}
+            self._remote_logger_class = ray.remote(
+                num_cpus=0,
+                max_concurrency=2,
+                **_force_on_current_node(),
+                runtime_env={"env_vars": env_vars},
+                max_restarts=-1,
+                max_task_retries=-1,
+            )(InboxLoggingActor)
+        actor = self._remote_logger_class.remote(
+            logdir=trial.local_path,
+            queue_=None,
+            exclude=exclude_results,
+            to_config=self.AUTO_CONFIG_KEYS,
+            **wandb_init_kwargs,
+        )
+        self._trial_queues[trial] = ActorInbox(actor, self._sender)
+        self._trial_logging_actors[trial] = actor
+        future = actor.run.remote()
+        self._trial_logging_futures[trial] = future
+        self._logging_future_to_trial[future] = trial
 
     def log_trial_start(self, trial: Trial) -> None:
         first_start = trial.trial_id not in self._logged
@@ -138,5 +172,5 @@ class EpochWandbLoggerCallback(WandbLoggerCallback):
         for trial in list(self._trial_logging_actors):
             self._signal_logging_actor_stop(trial)
         if self._sender is not None and not self._sender.flush(self._upload_timeout):
-            logger.warning("W&B: results still queued after %s s; their logging actors are stopped", self._upload_timeout)
+            logger.warning("W&B: results still queued after %s s; stopping their logging actors", self._upload_timeout)
         super().on_experiment_end(trials, **info)
