@@ -87,6 +87,13 @@ def test_asha_stopped_some_trials_and_results_json_agrees_with_wandb(search):
     assert data["best"]["trial_id"] == best["trial_id"]
 
 
+def test_trials_reuse_worker_processes(search):
+    """reuse_actors: a trial slot keeps its worker (torch and the trainable already imported)."""
+    folder, _ = search
+    pids = {json.loads(line)["pid"] for f in folder.glob("trial_*/result.json") for line in f.read_text().splitlines()}
+    assert 1 <= len(pids) < 6, pids
+
+
 def test_early_stopped_trials_reach_optuna_as_pruned(search):
     folder, _ = search
     exp = load_experiment(folder)

@@ -233,3 +233,44 @@ def test_ray_tune_wandb_logger_callback(tmp_path: Path, monkeypatch: pytest.Monk
         # Ray logs with step=training_iteration, which starts at 1.
         assert metric_history(run, "val_sisdr") == [(i + 1, expected_sisdr(lr, i)) for i in range(3)]
         assert [row["epoch"] for row in run.history] == [0, 1, 2]
+
+
+def test_epoch_callback_logs_every_report_once_and_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Our callback's puts leave the Tune loop (one thread, queue inside the logging actor): 60 quick
+    reports per trial must still reach W&B complete and in order, with the epoch as the step."""
+    ray = pytest.importorskip("ray")
+    from ray import tune
+
+    from tune_app.wandb_callback import EpochWandbLoggerCallback
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    wandb_root = tmp_path / "wandb_root"
+    epochs = 60
+
+    def trainable(config: dict) -> None:
+        for epoch in range(1, epochs + 1):
+            tune.report({"val_sisdr": config["base"] + epoch, "epoch": epoch})
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        results = tune.Tuner(
+            trainable,
+            param_space={"base": tune.grid_search([0.0, 1000.0])},
+            run_config=tune.RunConfig(
+                name="ordered",
+                storage_path=str(tmp_path / "ray_results"),
+                callbacks=[EpochWandbLoggerCallback(project="t", mode="offline", dir=str(wandb_root))],
+                verbose=0,
+            ),
+        ).fit()
+    finally:
+        ray.shutdown()
+
+    assert not results.errors
+    base = {r.metrics["trial_id"]: r.config["base"] for r in results}
+    runs = find_offline_runs(wandb_root)
+    assert sorted(r.run_id for r in runs) == sorted(base)
+    for run in runs:
+        assert (run.exit_code, run.truncated) == (0, False)
+        assert metric_history(run, "val_sisdr") == [(e, base[run.run_id] + e) for e in range(1, epochs + 1)]
+
