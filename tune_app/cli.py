@@ -201,22 +201,32 @@ def _dispatch(args: argparse.Namespace) -> int:
     ](args)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _exit_status(exc: Exception) -> int | None:
+    """2 for input the user can fix, 1 for a diverged training, None for a bug (traceback).
+
+    The error classes are imported only here: polsess.trainer imports torch, 1.3 s of every run's start.
+    """
     from polsess.trainer import TrainingDiverged
 
+    if isinstance(exc, _user_errors()):
+        return 2
+    return 1 if isinstance(exc, TrainingDiverged) else None
+
+
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # a staged search stores it to resume
     try:
         return _dispatch(args)
-    except _user_errors() as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except TrainingDiverged as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        status = _exit_status(exc)
+        if status is None:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":
