@@ -44,7 +44,16 @@ SECRET_ENV = {"WANDB_API_KEY": "sk-test-0123456789abcdef", "MY_SERVICE_TOKEN": "
 
 
 @pytest.fixture(scope="session")
-def finished_search(demo_corpus: Path, tmp_path_factory: pytest.TempPathFactory):
+def search_ray_tmpdir() -> Iterator[Path]:
+    """``RAY_TMPDIR`` of the finished search: its Ray session logs, to search for secrets. Short, as
+    Ray's socket paths inside it have a length limit."""
+    folder = Path(tempfile.mkdtemp(prefix="pt", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def finished_search(demo_corpus: Path, tmp_path_factory: pytest.TempPathFactory, search_ray_tmpdir: Path):
     """One real `polsess-tune run` (6 trials, ASHA, W&B offline), shared by every test that reads one.
 
     Returns (experiment folder, CompletedProcess).
@@ -54,7 +63,7 @@ def finished_search(demo_corpus: Path, tmp_path_factory: pytest.TempPathFactory)
         [sys.executable, "-m", "tune_app.cli", "run", "--data-root", str(demo_corpus), "--storage", str(storage),
          "--name", "e2e", "--num-samples", "6", "--max-concurrent", "2", "--wandb", "offline", "--seed", "3",
          "--grace-period", "1", "--reduction-factor", "2", "--set", f"num_epochs={SEARCH_EPOCHS}", *TINY_MODEL],
-        cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1", **SECRET_ENV},
+        cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1", "RAY_TMPDIR": str(search_ray_tmpdir), **SECRET_ENV},
         capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -120,6 +120,19 @@ def test_no_secret_reaches_the_experiment_folder_or_the_console(search):
             assert SECRET.encode() not in blob and TOKEN.encode() not in blob, path
 
 
+def test_no_secret_reaches_rays_session_logs(search, search_ray_tmpdir):
+    """Ray's own WandbLoggerCallback puts WANDB_API_KEY in the logging actors' runtime_env, and Ray's
+    runtime-env agent logs every runtime_env it creates: ours must not."""
+    files = [p for p in search_ray_tmpdir.rglob("*") if p.is_file() and not p.is_symlink()]
+    assert any(p.name == "runtime_env_agent.log" for p in files), "no Ray session logs found"
+    for path in files:
+        try:
+            blob = path.read_bytes()
+        except OSError:  # sockets and the like
+            continue
+        assert SECRET.encode() not in blob and TOKEN.encode() not in blob, path
+
+
 def test_results_export_best_writes_a_trainable_config(search, tmp_path):
     folder, _ = search
     out = tmp_path / "best.yaml"

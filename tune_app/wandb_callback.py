@@ -78,10 +78,16 @@ class OrderedSender:
 
 
 class InboxLoggingActor(_WandbLoggingActor):
-    """Ray's logging actor, reading from a queue of its own that ``put`` fills (from a second thread)."""
+    """Ray's logging actor, reading from a queue of its own that ``put`` fills (from a second thread).
+
+    The API key comes as an argument, not in the actor's ``runtime_env`` as Ray passes it: Ray's
+    runtime-env agent writes every runtime_env it creates, env_vars included, to its session log.
+    """
 
     def __init__(self, logdir: str, queue_: Any, exclude: list[str], to_config: list[str], *args: Any,
-                 **kwargs: Any) -> None:
+                 api_key: str | None = None, **kwargs: Any) -> None:
+        if api_key:
+            os.environ[WANDB_ENV_VAR] = api_key
         super().__init__(logdir, queue.Queue(), exclude, to_config, *args, **kwargs)
 
     def put(self, item: Any) -> None:
@@ -110,26 +116,26 @@ class EpochWandbLoggerCallback(WandbLoggerCallback):
         return {**self.__dict__, "_sender": None}
 
     def _start_logging_actor(self, trial: Trial, exclude_results: list[str], **wandb_init_kwargs: Any) -> None:
-        """Ray's own, less the queue actor: the same actor options, plus a second thread for ``put``."""
+        """Ray's own, less the queue actor and the key in the runtime_env; a second thread for ``put``."""
         if trial in self._trial_logging_futures:  # a restarted trial keeps its actor
             return
         if self._sender is None:
             self._sender = OrderedSender()
         if not self._remote_logger_class:
-            env_vars = {WANDB_ENV_VAR: os.environ[WANDB_ENV_VAR]} if WANDB_ENV_VAR in os.environ else {}
             self._remote_logger_class = ray.remote(
                 num_cpus=0,
                 max_concurrency=2,
                 **_force_on_current_node(),
-                runtime_env={"env_vars": env_vars},
                 max_restarts=-1,
                 max_task_retries=-1,
             )(InboxLoggingActor)
+        offline = wandb_init_kwargs.get("mode", os.environ.get("WANDB_MODE")) in ("offline", "disabled")
         actor = self._remote_logger_class.remote(
             logdir=trial.local_path,
             queue_=None,
             exclude=exclude_results,
             to_config=self.AUTO_CONFIG_KEYS,
+            api_key=None if offline else os.environ.get(WANDB_ENV_VAR),  # offline runs never need it
             **wandb_init_kwargs,
         )
         self._trial_queues[trial] = ActorInbox(actor, self._sender)
