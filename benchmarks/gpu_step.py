@@ -21,6 +21,11 @@ Three parts (``benchmarks/gpu_check.sh`` runs all three in about 4.5 minutes on 
     ``--cpus-per-trial`` for both: trials per hour = trials ÷ command wall time × 3600, and the
     median epoch time (``time_training_s``) that shows what sharing costs each trial.
 
+(d) ``--profile``: a few steps of (a) under ``torch.profiler``, fp32 and bf16: the top ops by device
+    time (CPU time without a GPU), kernel launches per step and the share of the step the GPU is
+    busy, to tell a launch-bound step (busy share low, many small kernels: bf16 cannot help) from
+    a math-bound one.
+
 Without a GPU, (a) and (b) use a small model (N=64 B=32 H=64 X=4 R=2) on 1 s segments and 1 thread
 (the demo's 1 CPU per trial) so they finish in a minute, bf16 is skipped, and (c) says it needs a GPU
 (``--search --cpu-test`` runs the same code with 1 vs 2 CPUs per trial instead, to test it).
@@ -28,6 +33,7 @@ Without a GPU, (a) and (b) use a small model (N=64 B=32 H=64 X=4 R=2) on 1 s seg
     python benchmarks/gpu_step.py                  # (a)
     python benchmarks/gpu_step.py --in-tune        # (b)
     python benchmarks/gpu_step.py --search         # (c)
+    python benchmarks/gpu_step.py --profile        # (d)
     python benchmarks/gpu_step.py --quick ...      # fewer steps / trials
 """
 
@@ -157,6 +163,63 @@ def step_loop(spec: dict[str, Any], report: Callable[[dict[str, Any]], None] | N
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return out
+
+
+# --------------------------------------------------------------------------- (d)
+
+
+def _device_us(event: Any) -> float:
+    """An op's own device time in µs (torch renamed cuda_* to device_* in 2.x)."""
+    for name in ("self_device_time_total", "self_cuda_time_total"):
+        value = getattr(event, name, None)
+        if value is not None:
+            return float(value)
+    return 0.0
+
+
+def part_profile(args: argparse.Namespace, base: dict[str, Any]) -> list[str]:
+    from torch.profiler import ProfilerActivity, profile
+
+    device = torch.device(base["device"])
+    cuda = device.type == "cuda"
+    precisions = ["fp32"] + (["bf16" if torch.cuda.is_bf16_supported() else "fp16"] if cuda else [])
+    steps = 3 if args.quick else 5
+    lines = []
+    for precision in precisions:
+        dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        model, optimizer, _, clip = build(base["model"], device)
+        mix, clean = make_batch(base["batch"], base["samples"], device)
+        step = step_fn(model, optimizer, mix, clean, dtype, clip)
+        for _ in range(base["warmup"]):
+            step()
+        sync(device)
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+        with profile(activities=activities) as prof:
+            start = time.perf_counter()
+            for _ in range(steps):
+                step()
+            sync(device)
+            wall_us = (time.perf_counter() - start) * 1e6
+        events = prof.key_averages()
+        sort = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+        print(f"--- {precision}: {steps} steps, {wall_us / steps / 1000:.1f} ms/step under the profiler")
+        print(events.table(sort_by=sort, row_limit=15), flush=True)
+        if cuda:
+            kernels = [e for e in prof.events() if getattr(e, "device_type", None) == torch.autograd.DeviceType.CUDA]
+            busy_us = sum(_device_us(e) for e in events)
+            launches = sum(e.count for e in events if e.key in ("cudaLaunchKernel", "cuLaunchKernel",
+                                                                   "cudaLaunchKernelExC"))
+            lines.append(f"profile {precision}: GPU busy {busy_us / wall_us:.0%} of the step, "
+                         f"{launches / steps:.0f} kernel launches and {len(kernels) / steps:.0f} kernels per step, "
+                         f"{wall_us / steps / 1000:.1f} ms/step (target none: launch-bound if busy is low)")
+        else:
+            top = max(events, key=lambda e: e.self_cpu_time_total)
+            lines.append(f"profile {precision} (CPU, small model): {wall_us / steps / 1000:.1f} ms/step, "
+                         f"top op {top.key} {top.self_cpu_time_total / (wall_us):.0%} of it (target none)")
+        del model, optimizer, mix, clean, step
+        if cuda:
+            torch.cuda.empty_cache()
+    return lines
 
 
 # --------------------------------------------------------------------------- (a)
@@ -357,6 +420,7 @@ def main() -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--in-tune", action="store_true", help="(b) the step loop in a Tune trial vs bare")
     mode.add_argument("--search", action="store_true", help="(c) polsess-tune run at 0.25 vs 1 GPU per trial")
+    mode.add_argument("--profile", action="store_true", help="(d) torch.profiler view of the step, fp32 and bf16")
     parser.add_argument("--quick", action="store_true", help="fewer timed steps, trials and epochs")
     parser.add_argument("--device", default="auto", help="auto (cuda when visible), cuda or cpu")
     parser.add_argument("--model", choices=["paper", "small"], help="default: paper on a GPU, small on the CPU")
@@ -410,6 +474,8 @@ def main() -> None:
         lines = part_in_tune(args, base)
     elif args.search:
         lines = part_search(args, model_size)
+    elif args.profile:
+        lines = part_profile(args, base)
     else:
         lines = part_step(args, base)
     print()

@@ -3,6 +3,9 @@
 A trial's config is the full nested experiment config (``{"data": …, "model": …, "training": …}``),
 so W&B shows it the way the research code logged it, and the corpus path travels inside it: a
 worker on another node reads ``data.data_root`` from the config, never from the driver's disk.
+
+torch and the trainer are imported inside the functions: the driver imports this module only to
+hand Tune the function, and a torch import there delays the first trial by 1.2 s.
 """
 
 from __future__ import annotations
@@ -16,11 +19,9 @@ from typing import Any
 
 import pyarrow.fs
 import ray
-import torch
 from ray import tune
 
 from polsess.config import config_from_flat, flatten
-from polsess.trainer import Trainer, load_checkpoint
 
 from .results import parse_result_lines
 
@@ -39,11 +40,16 @@ def trial_resources() -> tuple[float, float]:
 def trial_device(gpus: float) -> str:
     """Ray 2.60 leaves CUDA_VISIBLE_DEVICES unset for a 0-GPU trial, so such a trial would see
     every GPU: pin it to the CPU explicitly. With a GPU share, Ray has set the visible device."""
+    import torch
+
     return "cuda" if gpus > 0 and torch.cuda.is_available() else "cpu"
 
 
 def train_convtasnet(config: dict[str, Any]) -> None:
     """Function trainable: resumes from ``tune.get_checkpoint()`` when Tune restores the trial."""
+    import torch
+
+    from polsess.trainer import Trainer
     cpus, gpus = trial_resources()
     threads = max(1, int(cpus))
     torch.set_num_threads(threads)
@@ -96,6 +102,8 @@ def restored_state(checkpoint: tune.Checkpoint | None) -> tuple[dict[str, Any] |
     ``num_to_keep`` has since deleted, and after Ctrl-C an epoch can be checkpointed but never
     recorded in ``result.json``.
     """
+    from polsess.trainer import load_checkpoint
+
     if checkpoint is None:
         return None, []
     folder = Path(checkpoint.path)
