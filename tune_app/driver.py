@@ -70,7 +70,12 @@ def build_scheduler(plan: RunPlan):
 
 
 def build_callbacks(plan: RunPlan) -> list[Any]:
-    callbacks: list[Any] = []
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    # Tune's result.json and progress.csv, named so that Tune adds no default loggers: its TensorBoard
+    # logger imports torch in the driver (1.3 s before the first trial) and runs a writer per trial;
+    # W&B is this tool's dashboard.
+    callbacks: list[Any] = [JsonLoggerCallback(), CSVLoggerCallback()]
     if not plan.is_uri:
         from .state_backup import StateBackupCallback
 
@@ -157,6 +162,7 @@ def start_ray(address: str | None, wandb_mode: str = "offline") -> None:
     # Each checkpoint forces a snapshot (num_to_keep=1 keeps state and kept checkpoints in step); with
     # short demo epochs Ray warns about that on every epoch.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # see build_callbacks
     if ray.is_initialized():
         return
     # Trial output stays in Ray's session logs; the console shows Tune's progress table.
