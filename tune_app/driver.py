@@ -162,7 +162,6 @@ def start_ray(address: str | None, wandb_mode: str = "offline") -> None:
     # Each checkpoint forces a snapshot (num_to_keep=1 keeps state and kept checkpoints in step); with
     # short demo epochs Ray warns about that on every epoch.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # see build_callbacks
     if ray.is_initialized():
         return
     # Trial output stays in Ray's session logs; the console shows Tune's progress table.
@@ -200,6 +199,9 @@ def execute(plan: RunPlan):
     import ray
 
     _set_wandb_env(plan.wandb_mode)
+    # See build_callbacks. Not on resume: a search started before the loggers were named explicitly
+    # would lose its result.json logger.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     start_ray(plan.address, plan.wandb_mode)
     forward_sigterm_to_tune()
     try:
