@@ -274,3 +274,47 @@ def test_epoch_callback_logs_every_report_once_and_in_order(tmp_path: Path, monk
         assert (run.exit_code, run.truncated) == (0, False)
         assert metric_history(run, "val_sisdr") == [(e, base[run.run_id] + e) for e in range(1, epochs + 1)]
 
+
+
+def test_resume_logs_epochs_a_killed_logging_actor_never_wrote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trial that finished before a kill is not started again on resume: epochs recorded in its
+    result.json but missing from W&B (the logging actor died first) must be logged on resume."""
+    ray = pytest.importorskip("ray")
+    from ray import tune
+
+    from tune_app.wandb_callback import EpochWandbLoggerCallback
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    wandb_root = tmp_path / "wandb_root"
+
+    def trainable(config: dict) -> None:
+        for epoch in range(1, 4):
+            tune.report({"val_sisdr": config["base"] + epoch, "epoch": epoch})
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        results = tune.Tuner(
+            trainable,
+            param_space={"base": tune.grid_search([0.0, 100.0])},
+            run_config=tune.RunConfig(
+                name="finished",
+                storage_path=str(tmp_path / "ray_results"),
+                callbacks=[EpochWandbLoggerCallback(project="t", mode="offline", dir=str(wandb_root))],
+                verbose=0,
+            ),
+        ).fit()
+        base = {r.metrics["trial_id"]: r.config["base"] for r in results}
+        lost = sorted(base)[0]
+        for run in find_offline_runs(wandb_root):
+            if run.run_id == lost:
+                shutil.rmtree(run.path)  # as if the logging actor was killed before writing
+        assert lost not in {r.run_id for r in find_offline_runs(wandb_root)}
+
+        tune.Tuner.restore(str(tmp_path / "ray_results" / "finished"), trainable=trainable).fit()
+    finally:
+        ray.shutdown()
+
+    runs = find_offline_runs(wandb_root)
+    assert sorted({r.run_id for r in runs}) == sorted(base)
+    for run in runs:
+        assert metric_history(run, "val_sisdr") == [(e, base[run.run_id] + e) for e in range(1, 4)], run.run_id

@@ -172,7 +172,21 @@ class EpochWandbLoggerCallback(WandbLoggerCallback):
         super().log_trial_result(iteration, trial, {**result, "training_iteration": int(epoch)})
         return None
 
+    def _backfill_finished(self, trials: list[Trial]) -> None:
+        """After a resume: a trial that had finished before the kill is never started again, so its
+        epochs that the killed logging actor never wrote would stay missing. Log them now."""
+        from .schedulers import trial_results
+
+        for trial in trials:
+            if trial.trial_id in self._logged or trial.status not in (Trial.TERMINATED, Trial.ERROR):
+                continue  # started by this driver: its own actor has had every result
+            recorded = {int(r["epoch"]) for r in trial_results(trial) if isinstance(r.get("epoch"), (int, float))}
+            if recorded - logged_epochs(self.kwargs.get("dir"), trial.trial_id):
+                self.log_trial_start(trial)  # backfills, then finishes with the others below
+
     def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
+        if self.kwargs.get("mode") == "offline":
+            self._backfill_finished(trials)
         # On Ctrl-C/SIGTERM Tune ends the experiment without ending the running trials: tell their
         # logging actors to finish now, or Ray waits the whole upload timeout and then kills them.
         for trial in list(self._trial_logging_actors):
