@@ -1,8 +1,9 @@
 """How much of a `polsess-tune run` search is spent training, and where the rest of the time goes.
 
 Runs real small searches with the CLI in a subprocess (``polsess-tune run`` on the demo sweep,
-4 trials, 2 at a time, 1 CPU each, W&B offline, ASHA's grace period set to the epoch count so every
-trial runs all its epochs) and reports, as medians over ``--repeats`` searches:
+8 trials as in its ``run_cap`` (4 with ``--quick``), 2 at a time, 1 CPU each, W&B offline, ASHA's grace
+period set to the epoch count so every trial runs all its epochs) and reports, as medians over
+``--repeats`` searches:
 
 1. training share of slot time: Σ over trials of Σ ``time_training_s`` (the seconds each epoch
    spent in ``trainer.train_epoch()``) ÷ (search span × concurrent slots), where the search span
@@ -51,8 +52,8 @@ Method (no instrumentation of the app; everything comes from what a normal run l
 * Reference figures, each in a fresh interpreter: importing ``tune_app.trainable`` (what every trial
   worker pays), a bare ``import ray; ray.init(); ray.shutdown()``, and ``polsess-tune run --dry-run``.
 
-    python benchmarks/driver_overhead.py            # 3 searches, 4 epochs of 2 s clips: trials >= 30 s
-    python benchmarks/driver_overhead.py --quick    # 1 search, 2 epochs of 1 s crops (1-2 min)
+    python benchmarks/driver_overhead.py            # 3 searches of 8 trials, 4 epochs of 2 s clips: trials >= 30 s
+    python benchmarks/driver_overhead.py --quick    # 1 search of 4 trials, 2 epochs of 1 s crops (1-2 min)
     python benchmarks/driver_overhead.py --data-root /data/PolSESS_C_in --repeats 5
 """
 
@@ -401,7 +402,8 @@ def main() -> None:
     parser.add_argument("--data-root", type=Path, help="an existing corpus (default: make 200/20 rows, 8 kHz, 2 s)")
     parser.add_argument("--epochs", type=int, help="epochs per trial (default 4, --quick 2)")
     parser.add_argument("--segment", type=float, help="data.segment_seconds (default 2.0, --quick 1.0)")
-    parser.add_argument("--num-samples", type=int, default=4, help="trials per search (default 4)")
+    parser.add_argument("--num-samples", type=int,
+                        help="trials per search (default 8, the demo sweep's run_cap; --quick 4)")
     parser.add_argument("--max-concurrent", type=int, default=2, help="trials at once = slots (default 2)")
     parser.add_argument("--wandb", default="offline", choices=["offline", "disabled"],
                         help="W&B mode (default: offline)")
@@ -413,6 +415,7 @@ def main() -> None:
     parser.add_argument("--no-reference", action="store_true", help="skip the bare import / ray.init figures")
     args = parser.parse_args()
     args.repeats = args.repeats or (1 if args.quick else 3)
+    args.num_samples = args.num_samples or (4 if args.quick else 8)
     args.epochs = args.epochs or (2 if args.quick else 4)
     args.segment = args.segment or (1.0 if args.quick else 2.0)
 
