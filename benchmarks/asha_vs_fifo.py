@@ -55,7 +55,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from _run import run_logged  # noqa: E402  (benchmarks/ is sys.path[0] when run as a script)
+from _run import bench_corpus, run_logged  # noqa: E402  (benchmarks/ is sys.path[0] when run as a script)
 
 from polsess.config import flatten  # noqa: E402
 from tune_app.results import load_experiment  # noqa: E402
@@ -273,16 +273,7 @@ def main() -> None:
     storage = work / "runs"
     storage.mkdir(exist_ok=True)
     try:
-        root = args.data_root
-        if root is None:
-            from polsess.synth import make_corpus
-
-            root = work / f"PolSESS_asha_{train_rows}_{val_rows}_{seconds:g}s"
-            if not root.exists():
-                start = time.perf_counter()
-                make_corpus(root, train=train_rows, val=val_rows, test=0, sample_rate=8000, seconds=seconds, seed=0)
-                made = time.perf_counter() - start
-                print(f"made {train_rows}/{val_rows} rows (8 kHz, {seconds:g} s) in {made:.0f} s")
+        root = args.data_root or bench_corpus(work, "asha", train_rows, val_rows, seconds)
         print(f"{args.trials} trials × {args.epochs} epochs, seed {args.seed}, {args.max_concurrent} at a time "
               f"(1 CPU each), corpus {root}; nproc {os.cpu_count()}\n")
 

@@ -65,7 +65,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from _run import run_logged  # noqa: E402  (benchmarks/ is sys.path[0] when run as a script)
+from _run import bench_corpus, run_logged  # noqa: E402  (benchmarks/ is sys.path[0] when run as a script)
 
 from polsess.config import flatten  # noqa: E402
 from tune_app.results import Experiment, load_experiment  # noqa: E402
@@ -260,17 +260,7 @@ def main() -> None:
     total_start = time.perf_counter()
     results: list[tuple[SearchResult, SearchResult]] = []
     try:
-        root = args.data_root
-        if root is None:
-            from polsess.synth import make_corpus
-
-            root = work / f"PolSESS_staged_{train_rows}_{val_rows}_{seconds:g}s"
-            if not root.exists():
-                start = time.perf_counter()
-                make_corpus(root, train=train_rows, val=val_rows, test=0, sample_rate=8000, seconds=seconds, seed=0)
-                print(f"made {train_rows}/{val_rows} rows (8 kHz, {seconds:g} s) "
-                      f"in {time.perf_counter() - start:.0f} s")
-        root = root.resolve()
+        root = (args.data_root or bench_corpus(work, "staged", train_rows, val_rows, seconds)).resolve()
         full_rows = count_train_rows(root)
         wide_rows = max(1, round(budget.fraction * full_rows))
         frac = wide_rows / full_rows

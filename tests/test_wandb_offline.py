@@ -235,45 +235,56 @@ def test_ray_tune_wandb_logger_callback(tmp_path: Path, monkeypatch: pytest.Monk
         assert [row["epoch"] for row in run.history] == [0, 1, 2]
 
 
-def test_epoch_callback_logs_every_report_once_and_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Our callback's puts leave the Tune loop (one thread, queue inside the logging actor): 60 quick
-    reports per trial must still reach W&B complete and in order, with the epoch as the step."""
-    ray = pytest.importorskip("ray")
+def _epoch_logged_search(tmp_path: Path, name: str, epochs: int, bases: list[float]):
+    """A real Tune search logged by our callback (offline into ``tmp_path/wandb_root``): each trial
+    reports ``val_sisdr = base + epoch`` for epochs 1..``epochs``. Ray must be up."""
     from ray import tune
 
     from tune_app.wandb_callback import EpochWandbLoggerCallback
 
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    wandb_root = tmp_path / "wandb_root"
-    epochs = 60
-
+    # Nested so cloudpickle ships it by value: workers cannot import this test module.
     def trainable(config: dict) -> None:
         for epoch in range(1, epochs + 1):
             tune.report({"val_sisdr": config["base"] + epoch, "epoch": epoch})
 
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"base": tune.grid_search(bases)},
+        run_config=tune.RunConfig(
+            name=name,
+            storage_path=str(tmp_path / "ray_results"),
+            callbacks=[EpochWandbLoggerCallback(project="t", mode="offline", dir=str(tmp_path / "wandb_root"))],
+            verbose=0,
+        ),
+    )
+    return tuner, trainable
+
+
+def _assert_every_epoch_logged_once(wandb_root: Path, base: dict[str, float], epochs: int) -> None:
+    runs = find_offline_runs(wandb_root)
+    assert sorted({r.run_id for r in runs}) == sorted(base)
+    for run in runs:
+        assert metric_history(run, "val_sisdr") == [(e, base[run.run_id] + e) for e in range(1, epochs + 1)], run.run_id
+
+
+def test_epoch_callback_logs_every_report_once_and_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Our callback's puts leave the Tune loop (one thread, queue inside the logging actor): 60 quick
+    reports per trial must still reach W&B complete and in order, with the epoch as the step."""
+    ray = pytest.importorskip("ray")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        results = tune.Tuner(
-            trainable,
-            param_space={"base": tune.grid_search([0.0, 1000.0])},
-            run_config=tune.RunConfig(
-                name="ordered",
-                storage_path=str(tmp_path / "ray_results"),
-                callbacks=[EpochWandbLoggerCallback(project="t", mode="offline", dir=str(wandb_root))],
-                verbose=0,
-            ),
-        ).fit()
+        results = _epoch_logged_search(tmp_path, "ordered", 60, [0.0, 1000.0])[0].fit()
     finally:
         ray.shutdown()
 
     assert not results.errors
     base = {r.metrics["trial_id"]: r.config["base"] for r in results}
-    runs = find_offline_runs(wandb_root)
-    assert sorted(r.run_id for r in runs) == sorted(base)
-    for run in runs:
-        assert (run.exit_code, run.truncated) == (0, False)
-        assert metric_history(run, "val_sisdr") == [(e, base[run.run_id] + e) for e in range(1, epochs + 1)]
-
+    runs = find_offline_runs(tmp_path / "wandb_root")
+    assert len(runs) == len(base)  # one run per trial
+    assert all((run.exit_code, run.truncated) == (0, False) for run in runs)
+    _assert_every_epoch_logged_once(tmp_path / "wandb_root", base, 60)
 
 
 def test_resume_logs_epochs_a_killed_logging_actor_never_wrote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -282,27 +293,13 @@ def test_resume_logs_epochs_a_killed_logging_actor_never_wrote(tmp_path: Path, m
     ray = pytest.importorskip("ray")
     from ray import tune
 
-    from tune_app.wandb_callback import EpochWandbLoggerCallback
-
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     wandb_root = tmp_path / "wandb_root"
 
-    def trainable(config: dict) -> None:
-        for epoch in range(1, 4):
-            tune.report({"val_sisdr": config["base"] + epoch, "epoch": epoch})
-
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        results = tune.Tuner(
-            trainable,
-            param_space={"base": tune.grid_search([0.0, 100.0])},
-            run_config=tune.RunConfig(
-                name="finished",
-                storage_path=str(tmp_path / "ray_results"),
-                callbacks=[EpochWandbLoggerCallback(project="t", mode="offline", dir=str(wandb_root))],
-                verbose=0,
-            ),
-        ).fit()
+        tuner, trainable = _epoch_logged_search(tmp_path, "finished", 3, [0.0, 100.0])
+        results = tuner.fit()
         base = {r.metrics["trial_id"]: r.config["base"] for r in results}
         lost = sorted(base)[0]
         for run in find_offline_runs(wandb_root):
@@ -314,7 +311,4 @@ def test_resume_logs_epochs_a_killed_logging_actor_never_wrote(tmp_path: Path, m
     finally:
         ray.shutdown()
 
-    runs = find_offline_runs(wandb_root)
-    assert sorted({r.run_id for r in runs}) == sorted(base)
-    for run in runs:
-        assert metric_history(run, "val_sisdr") == [(e, base[run.run_id] + e) for e in range(1, 4)], run.run_id
+    _assert_every_epoch_logged_once(wandb_root, base, 3)

@@ -8,6 +8,7 @@ so a bad search costs seconds, not a Ray start-up.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import time
@@ -182,6 +183,7 @@ def _resolve(name: str) -> str:
         raise TuneInputError(f"--set {exc}") from None
 
 
+@functools.cache
 def _local_gpu_count() -> int:
     """The GPUs a local Ray will schedule, counted as Ray counts them (NVML, capped by
     CUDA_VISIBLE_DEVICES), without importing torch: that import alone took 1.6 s of the run's start."""

@@ -181,8 +181,10 @@ class EpochWandbLoggerCallback(WandbLoggerCallback):
             if trial.trial_id in self._logged or trial.status not in (Trial.TERMINATED, Trial.ERROR):
                 continue  # started by this driver: its own actor has had every result
             recorded = {int(r["epoch"]) for r in trial_results(trial) if isinstance(r.get("epoch"), (int, float))}
-            if recorded - logged_epochs(self.kwargs.get("dir"), trial.trial_id):
-                self.log_trial_start(trial)  # backfills, then finishes with the others below
+            self._logged[trial.trial_id] = logged_epochs(self.kwargs.get("dir"), trial.trial_id)
+            if recorded - self._logged[trial.trial_id]:
+                super().log_trial_start(trial)  # its actor finishes with the others below
+                self._backfill(trial)
 
     def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
         if self.kwargs.get("mode") == "offline":
