@@ -240,6 +240,8 @@ class Trainer:
             "epoch": self.epoch,
             "best_val_sisdr": self.best_val_sisdr,
             "epochs_without_improvement": self.epochs_without_improvement,
+            "improved": self.improved,  # whether the last epoch improved (fit writes best.pt by it)
+            "bad_batches_in_a_row": self.bad_batches_in_a_row,  # the NaN guard counts across epochs
             "history": self.history,
             "curriculum": self.curriculum_at(self.epoch + 1)[0],
             "rng": {
@@ -257,6 +259,9 @@ class Trainer:
         self.epoch = state["epoch"]
         self.best_val_sisdr = state["best_val_sisdr"]
         self.epochs_without_improvement = state["epochs_without_improvement"]
+        # Checkpoints written before these two were saved resume as a fresh epoch would start.
+        self.improved = bool(state.get("improved", False))
+        self.bad_batches_in_a_row = int(state.get("bad_batches_in_a_row", 0))
         self.history = [dict(m) for m in state.get("history", [])]
         torch.set_rng_state(state["rng"]["torch"])
         random.setstate(state["rng"]["python"])

@@ -1,4 +1,9 @@
-"""Shared fixtures. Tests run on real files: small corpora made by polsess.synth, no mocks."""
+"""Shared fixtures. Tests run on real files: small corpora made by polsess.synth, no mocks.
+
+``tests/unit`` starts no Ray and runs in under a minute; ``tests/integration`` (marked
+``integration`` by its own conftest) runs real Ray searches, W&B offline runs and subprocesses.
+Tests that read the research project's files in ``../shared`` skip with a reason where it is absent.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +41,18 @@ def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 REPO = Path(__file__).resolve().parents[1]
+SHARED = (REPO.parent / "shared").resolve()
+EXAMPLES = SHARED / "examples/polsess_separation"
+_NO_SHARED = f"the research examples are not at {EXAMPLES} (a plain clone has no ../shared)"
+needs_shared = pytest.mark.skipif(not EXAMPLES.is_dir(), reason=_NO_SHARED)
+
+
+def skip_without_shared() -> None:
+    """For fixtures and module-level code that read ``../shared``: skip, naming where it was looked for."""
+    if not EXAMPLES.is_dir():
+        pytest.skip(_NO_SHARED)
+
+
 TINY_MODEL = ["--set", "N=16", "--set", "B=8", "--set", "H=16", "--set", "X=2", "--set", "R=1",
               "--set", "batch_size=4", "--set", "segment_seconds=0.25", "--set", "num_workers=0"]
 SEARCH_EPOCHS = 4

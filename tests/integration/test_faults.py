@@ -1,0 +1,118 @@
+"""Faults stay inside one trial: a dead worker is retried from its checkpoint, a NaN loss ends
+only the trial that hits it (with the reason), and the search reports what happened."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+from conftest import REPO
+from processes import wait_for
+
+from tune_app.experiment.results import load_experiment
+
+TINY = ["--set", "N=16", "--set", "B=8", "--set", "H=16", "--set", "X=2", "--set", "R=1",
+        "--set", "batch_size=4", "--set", "segment_seconds=0.25", "--set", "num_workers=0"]
+
+
+def _start(args: list[str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "tune_app.cli", *args], cwd=REPO,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=log.open("w"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _rows(result_file: Path) -> list[dict]:
+    rows = []
+    for line in result_file.read_text().splitlines() if result_file.exists() else []:
+        with contextlib.suppress(ValueError):
+            rows.append(json.loads(line))
+    return rows
+
+
+def _trial_workers(sid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and os.getsid(int(entry.name)) == sid and \
+                    (entry / "cmdline").read_bytes().startswith(b"ray::ImplicitFunc"):
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_a_killed_worker_is_retried_from_its_checkpoint(demo_corpus, tmp_path):
+    proc = _start(["run", "--data-root", str(demo_corpus), "--storage", str(tmp_path), "--name", "crash",
+                   "--num-samples", "1", "--wandb", "disabled", "--max-failures", "2",
+                   "--set", "num_epochs=10", "--set", "segment_seconds=0.5", "--set", "batch_size=4"],
+                  tmp_path / "run.log")
+    try:
+        deadline = time.monotonic() + 300
+        # Checkpoints reach storage when reported (result.json only at the next sync): wait for epoch 2's.
+        while not list((tmp_path / "crash").glob("trial_*/checkpoint_000001")):
+            assert proc.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "no trial reported"
+            time.sleep(0.1)  # polling for a condition
+        wait_for(lambda: len(_trial_workers(proc.pid)) == 1, 60, "the trial's worker process")
+        (worker,) = _trial_workers(proc.pid)
+        os.kill(worker, signal.SIGKILL)  # the trial's worker process, mid-training
+        assert proc.wait(timeout=600) == 0, (tmp_path / "run.log").read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    (trial,) = load_experiment(tmp_path / "crash").trials
+    assert trial.status == "COMPLETED"
+    assert [int(r["epoch"]) for r in trial.history] == list(range(1, 11))
+    pids = [r["pid"] for r in _rows(trial.path / "result.json")]
+    assert pids[0] == worker and len(set(pids)) == 2 and pids[-1] != worker  # a new worker took over
+
+
+def test_a_nan_loss_ends_one_trial_with_its_reason_and_the_search_goes_on(demo_corpus, tmp_path):
+    corpus = tmp_path / "PolSESS_test"
+    shutil.copytree(demo_corpus, corpus)
+    meta = pd.read_csv(corpus / "train" / "corpus_PolSESS_test_train_final.csv")
+    bad = corpus / "train" / "mix" / meta.loc[0, "mixFile"]
+    info = sf.info(bad)
+    sf.write(bad, np.full(info.frames, np.nan, dtype=np.float32), info.samplerate, subtype="FLOAT")
+    space = tmp_path / "space.yaml"
+    space.write_text(
+        "method: grid\nmetric: {name: val_sisdr, goal: maximize}\n"
+        f"parameters:\n  config: {{value: {REPO / 'configs/demo.yaml'}}}\n"
+        "  max_bad_batches: {values: [1, 1000]}\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "tune_app.cli", "run", "--space", str(space), "--data-root", str(corpus),
+         "--storage", str(tmp_path), "--name", "nan", "--max-concurrent", "2", "--wandb", "disabled",
+         "--max-failures", "0", "--set", "num_epochs=2", *TINY],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    exp = load_experiment(tmp_path / "nan")
+    by_limit = {t.config["training"]["max_bad_batches"]: t for t in exp.trials}
+    assert by_limit[1].status == "ERROR"
+    assert "NaN/Inf" in by_limit[1].error and "training.lr" in by_limit[1].error
+    assert by_limit[1000].status == "COMPLETED" and by_limit[1000].epochs == 2
+    assert f"trial {by_limit[1].trial_id} errored: " in proc.stdout
+    assert "2 trials: 1 completed, 0 early-stopped, 1 error" in proc.stdout
+
+    # Errored trials are the user's call on resume: --restart-errored runs them again from scratch
+    # (a new trial id); the completed trial is left as it was.
+    done_before = (by_limit[1000].path / "result.json").read_bytes()
+    again = subprocess.run([sys.executable, "-m", "tune_app.cli", "resume", str(tmp_path / "nan"), "--restart-errored"],
+                           cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    after = {t.trial_id: t for t in load_experiment(tmp_path / "nan").trials}
+    assert by_limit[1].trial_id not in after and len(after) == 2
+    (restarted,) = [t for t in after.values() if t.trial_id != by_limit[1000].trial_id]
+    assert restarted.status == "ERROR" and restarted.config["training"]["max_bad_batches"] == 1
+    assert (by_limit[1000].path / "result.json").read_bytes() == done_before

@@ -1,0 +1,153 @@
+"""Interrupted searches resume: a real driver killed with SIGKILL or stopped with SIGINT.
+
+Each test starts `polsess-tune run` in its own session, interrupts it once a trial has reported,
+runs `polsess-tune resume`, and checks what a user relies on: the trial count, finished trials
+untouched, running trials continuing from their last epoch, and W&B runs without repeats.
+Only processes of the sessions the test started are killed (never `ray stop`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+from processes import kill_session, wait_for
+
+from tune_app.experiment.results import load_experiment
+from tune_app.ext.wandb_offline import find_offline_runs, metric_history
+
+EPOCHS = 4
+SAMPLES = 4
+TINY = ["--set", "N=16", "--set", "B=8", "--set", "H=16", "--set", "X=2", "--set", "R=1",
+        "--set", "batch_size=4", "--set", "segment_seconds=0.25", "--set", "num_workers=0",
+        "--set", f"num_epochs={EPOCHS}"]
+
+
+def _epochs(folder: Path) -> dict[str, list[int]]:
+    out = {}
+    for trial in folder.glob("trial_*"):
+        rows = []
+        for line in (trial / "result.json").read_text().splitlines() if (trial / "result.json").exists() else []:
+            with contextlib.suppress(ValueError):
+                rows.append(json.loads(line))
+        out[trial.name.removeprefix("trial_")] = [int(r["epoch"]) for r in rows]
+    return out
+
+
+def _start(args: list[str], log: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "tune_app.cli", *args], cwd=REPO, env=env,
+                            stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+@pytest.fixture
+def started(demo_corpus: Path, tmp_path: Path):
+    storage = tmp_path / "runs"
+    folder = storage / "interrupted"
+    proc = _start(["run", "--data-root", str(demo_corpus), "--storage", str(storage), "--name", "interrupted",
+                   "--num-samples", str(SAMPLES), "--max-concurrent", "2", "--wandb", "offline",
+                   "--grace-period", "2", "--reduction-factor", "2", *TINY], tmp_path / "run.log")
+    sessions = [proc.pid]
+    yield proc, folder, tmp_path, sessions
+    for sid in sessions:
+        kill_session(sid)
+
+
+def _interrupted_mid_search(folder: Path) -> bool:
+    epochs = _epochs(folder) if folder.exists() else {}
+    return sum(len(v) for v in epochs.values()) >= 2 and any(0 < len(v) < EPOCHS for v in epochs.values())
+
+
+def _resume_and_check(folder: Path, tmp_path: Path, before: dict[str, list[int]], sessions: list[int]) -> str:
+    resume = _start(["resume", str(folder)], tmp_path / "resume.log")
+    sessions.append(resume.pid)
+    assert resume.wait(timeout=600) == 0, (tmp_path / "resume.log").read_text()[-4000:]
+    log = (tmp_path / "resume.log").read_text()
+
+    after = _epochs(folder)
+    exp = load_experiment(folder)
+    assert len(exp.trials) == SAMPLES
+    assert all(t.status in ("COMPLETED", "EARLY_STOPPED") for t in exp.trials), [t.status for t in exp.trials]
+    # Whether a trial was caught mid-way depends on timing; each one that was continues where it was.
+    for trial_id, epochs in after.items():
+        assert epochs == list(range(1, len(epochs) + 1)), (trial_id, epochs)  # no epoch redone or skipped
+        old = before.get(trial_id, [])
+        assert epochs[: len(old)] == old
+
+    runs = find_offline_runs(folder / "wandb-runs")
+    logged: dict[str, Counter] = {}
+    for run in runs:
+        logged.setdefault(run.run_id, Counter()).update(int(e) for _, e in metric_history(run, "epoch"))
+    assert set(logged) == set(after)
+    for trial_id, counts in logged.items():
+        assert counts and max(counts.values()) == 1, (trial_id, counts)  # logged, and no epoch twice
+        assert sorted(counts) == after[trial_id]
+    return log
+
+
+def test_resume_after_sigkill(started):
+    proc, folder, tmp_path, sessions = started
+    wait_for(lambda: _interrupted_mid_search(folder) or proc.poll() is not None, 300, "a trial to report")
+    assert proc.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
+    kill_session(proc.pid)  # the driver and every Ray process it started, at once
+    proc.wait()
+    before = _epochs(folder)
+    _resume_and_check(folder, tmp_path, before, sessions)
+
+
+def test_resume_after_a_kill_that_truncated_the_state_file(started):
+    proc, folder, tmp_path, sessions = started
+    wait_for(lambda: _interrupted_mid_search(folder) or proc.poll() is not None, 300, "a trial to report")
+    assert proc.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
+    kill_session(proc.pid)
+    proc.wait()
+    # A kill can land while Tune copies its state file into the folder. The backup it falls back to
+    # is up to two seconds older (a stale snapshot), so only the search as a whole is checked here.
+    state = max(folder.glob("experiment_state-*.json"), key=lambda p: p.name)
+    state.write_text(state.read_text()[: len(state.read_text()) // 3])
+    resume = _start(["resume", str(folder)], tmp_path / "resume.log")
+    sessions.append(resume.pid)
+    assert resume.wait(timeout=600) == 0, (tmp_path / "resume.log").read_text()[-4000:]
+    assert f"note: {state.name}: truncated by the kill; restored the copy" in (tmp_path / "resume.log").read_text()
+    exp = load_experiment(folder)
+    assert len(exp.trials) == SAMPLES
+    assert all(t.status in ("COMPLETED", "EARLY_STOPPED") for t in exp.trials), [t.status for t in exp.trials]
+
+
+def test_resume_after_ctrl_c(started):
+    proc, folder, tmp_path, sessions = started
+    wait_for(lambda: _interrupted_mid_search(folder) or proc.poll() is not None, 300, "a trial to report")
+    assert proc.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
+    os.kill(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=90) == 130
+    out = (tmp_path / "run.log").read_text()
+    assert f"polsess-tune resume {folder}" in out
+    before = _epochs(folder)
+    _resume_and_check(folder, tmp_path, before, sessions)
+
+
+def test_sigterm_saves_state_like_ctrl_c(started):
+    proc, folder, tmp_path, _sessions = started
+    wait_for(lambda: _interrupted_mid_search(folder) or proc.poll() is not None, 300, "a trial to report")
+    os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=90) == 130
+    assert "Resume it with: polsess-tune resume" in (tmp_path / "run.log").read_text()
+    assert list(folder.glob("experiment_state-*.json"))
+
+
+def test_resume_refuses_what_it_cannot_resume(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for target, needle in ((tmp_path / "missing", "no such experiment folder"),
+                           (empty, "holds no Ray Tune experiment state")):
+        proc = subprocess.run([sys.executable, "-m", "tune_app.cli", "resume", str(target)], cwd=REPO,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and needle in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr

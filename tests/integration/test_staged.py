@@ -1,0 +1,96 @@
+"""A two-stage search end to end: stage 2 searches inside stage 1's ranges, around its best."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from polsess.config import flatten, load_config
+from tune_app.experiment.results import load_experiment
+
+TINY = ["--set", "N=16", "--set", "B=8", "--set", "H=16", "--set", "R=1",  # X is searched
+        "--set", "batch_size=4", "--set", "segment_seconds=0.25", "--set", "num_workers=0"]
+
+
+@pytest.fixture(scope="module")
+def staged(demo_corpus, tmp_path_factory):
+    root = tmp_path_factory.mktemp("staged")
+    space = root / "staged.yaml"
+    space.write_text(
+        "method: bayes\nmetric: {name: val_sisdr, goal: maximize}\n"
+        "early_terminate: {type: hyperband, min_iter: 1, eta: 2}\n"
+        f"parameters:\n  config: {{value: {REPO / 'configs/demo.yaml'}}}\n"
+        "  lr: {distribution: log_uniform_values, min: 1e-4, max: 3e-2}\n"
+        "  grad_clip_norm: {distribution: uniform, min: 1.0, max: 10.0}\n"
+        "  model.X: {values: [1, 2]}\n"
+        "stages:\n"
+        "  - {name: wide, num_samples: 4, epochs: 2, train_max_samples: 8}\n"
+        "  - {name: narrow, num_samples: 2, epochs: 2, train_max_samples: null, narrow: {top_k: 2}}\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "tune_app.cli", "run", "--space", str(space), "--data-root", str(demo_corpus),
+         "--storage", str(root), "--name", "two", "--max-concurrent", "2", "--wandb", "disabled", "--seed", "2",
+         *TINY],
+        cwd=REPO, capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return root / "two", proc
+
+
+def _space(folder: Path) -> dict:
+    return json.loads((folder / "search.json").read_text())["space"]
+
+
+def test_each_stage_is_an_experiment_with_its_own_fidelity(staged):
+    parent, proc = staged
+    wide, narrow = load_experiment(parent / "wide"), load_experiment(parent / "narrow")
+    assert len(wide.trials) == 4 and len(narrow.trials) == 2
+    assert {t.config["data"]["train_max_samples"] for t in wide.trials} == {8}
+    assert {t.config["data"]["train_max_samples"] for t in narrow.trials} == {None}
+    assert max(t.epochs for t in wide.trials) <= 2 and max(t.epochs for t in narrow.trials) <= 2
+    assert "final best config" in proc.stdout
+    best = narrow.best_trial()
+    assert load_config(parent / "best_config.yaml") == load_config(None, flatten(best.config), env={})
+
+
+def test_stage_two_ranges_sit_inside_stage_one_and_hold_its_best(staged):
+    parent, _ = staged
+    wide_space, narrow_space = _space(parent / "wide"), _space(parent / "narrow")
+    best = flatten(load_experiment(parent / "wide").best_trial().config)
+    for path, entry in narrow_space.items():
+        outer = wide_space[path]
+        if entry["kind"] == "categorical":
+            assert set(map(repr, entry["values"])) <= set(map(repr, outer["values"]))
+            assert best[path] in entry["values"]
+        else:
+            assert outer["low"] <= entry["low"] <= best[path] <= entry["high"] <= outer["high"], path
+    narrowed = [p for p in narrow_space if narrow_space[p].get("low") is not None
+                and (narrow_space[p]["low"], narrow_space[p]["high"]) != (wide_space[p]["low"], wide_space[p]["high"])]
+    assert narrowed  # something actually got narrower
+
+
+def test_stage_two_starts_from_stage_one_top_configs(staged):
+    parent, _ = staged
+    wide, narrow = load_experiment(parent / "wide"), load_experiment(parent / "narrow")
+    top = [flatten(t.config)["training.lr"] for t in wide.ranked()[:2]]
+    first = sorted(narrow.trials, key=lambda t: t.history[0]["timestamp"] if t.history else 0)[:2]
+    assert sorted(flatten(t.config)["training.lr"] for t in first) == pytest.approx(sorted(top))
+
+
+def test_results_show_the_stages_side_by_side(staged):
+    parent, _ = staged
+    proc = subprocess.run([sys.executable, "-m", "tune_app.cli", "results", str(parent), "--json"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert [s["name"] for s in data["stages"]] == ["wide", "narrow"]
+    assert data["best"]["trial_id"] == load_experiment(parent / "narrow").best_trial().trial_id
+    text = subprocess.run([sys.executable, "-m", "tune_app.cli", "results", str(parent)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120).stdout
+    assert "== wide:" in text and "== narrow:" in text

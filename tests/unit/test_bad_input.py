@@ -1,0 +1,120 @@
+"""Bad input: one `error: …` line naming the culprit, exit status 2, before any Ray work."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from tune_app.cli import main
+
+RAY_TMP = Path("/tmp/ray")
+
+
+def _sessions() -> set[str]:
+    return {p.name for p in RAY_TMP.glob("session_2*")} if RAY_TMP.exists() else set()
+
+
+def _space(tmp: Path, body: str, name: str = "space.yaml") -> Path:
+    path = tmp / name
+    path.write_text(f"method: bayes\nmetric: {{name: val_sisdr, goal: maximize}}\n"
+                    f"parameters:\n  config: {{value: {REPO / 'configs/demo.yaml'}}}\n{body}")
+    return path
+
+
+# (id, files to write → argv, needles that the single error line must contain)
+CASES = [
+    ("malformed yaml", lambda t: ["--space", str(_write(t, "s.yaml", "method: bayes\nparameters: [lr\n"))],
+     ["s.yaml", "malformed YAML"]),
+    ("unknown top-level key",
+     lambda t: ["--space", str(_write(t, "s.yaml", "method: bayes\nfoo: 1\nparameters: {}\n"))],
+     ["s.yaml", "foo"]),
+    ("unknown parameter", lambda t: ["--space", str(_space(t, "  learning_rat: {min: 0.1, max: 0.2}\n"))],
+     ["learning_rat", "unknown"]),
+    ("min > max", lambda t: ["--space", str(_space(t, "  lr: {distribution: uniform, min: 0.1, max: 0.01}\n"))],
+     ["lr", "min"]),
+    ("log range <= 0",
+     lambda t: ["--space", str(_space(t, "  lr: {distribution: log_uniform_values, min: 0, max: 0.1}\n"))],
+     ["lr", "> 0"]),
+    ("empty values", lambda t: ["--space", str(_space(t, "  lr: {values: []}\n"))], ["lr", "values"]),
+    ("normal prior under bayes",
+     lambda t: ["--space", str(_space(t, "  lr: {distribution: normal, mu: 0.001, sigma: 0.0001}\n"))],
+     ["lr", "normal", "uniform"]),
+    ("continuous range under grid", lambda t: ["--space", str(_write(t, "g.yaml",
+     "method: grid\nparameters:\n  lr: {distribution: uniform, min: 0.001, max: 0.01}\n"))], ["lr", "grid"]),
+    ("base config not found", lambda t: ["--space", str(_write(t, "s.yaml",
+     "method: random\nparameters:\n  config: {value: experiments/nope.yaml}\n  lr: {values: [0.1, 0.2]}\n"))],
+     ["nope.yaml"]),
+    ("unknown key in the base config", lambda t: ["--config", str(_write(t, "c.yaml", "training:\n  lrr: 0.1\n"))],
+     ["c.yaml", "training.lrr"]),
+    ("bad value in the base config", lambda t: ["--config", str(_write(t, "c.yaml", "data:\n  task: XY\n"))],
+     ["c.yaml", "data.task"]),
+    ("metric nobody reports", lambda t: ["--space", str(_write(t, "m.yaml",
+     "method: random\nmetric: {name: accuracy, goal: maximize}\nparameters:\n  lr: {values: [0.1, 0.2]}\n"))],
+     ["accuracy", "val_sisdr"]),
+    ("space file missing", lambda t: ["--space", str(t / "missing.yaml")], ["missing.yaml"]),
+    ("data root missing", lambda t: ["--data-root", str(t / "no-corpus")], ["no-corpus"]),
+    ("data root not in PolSESS layout", lambda t: ["--data-root", str(_mkdir(t, "PolSESS_empty"))], ["PolSESS_empty"]),
+    ("more GPUs than the machine has", lambda t: ["--gpus-per-trial", "4"], ["--gpus-per-trial", "GPU"]),
+    ("no CPUs per trial", lambda t: ["--cpus-per-trial", "0"], ["--cpus-per-trial"]),
+    ("no concurrency", lambda t: ["--max-concurrent", "0"], ["--max-concurrent"]),
+    ("--set unknown key", lambda t: ["--set", "lrr=0.1"], ["lrr"]),
+    ("--set bad value", lambda t: ["--set", "data.task=XY"], ["data.task"]),
+    ("--set without '='", lambda t: ["--set", "lr"], ["--set", "KEY=VALUE"]),
+    ("experiment name taken", lambda t: ["--name", "taken", "--storage", str(_taken(t))], ["taken", "resume"]),
+    ("experiment name with a slash", lambda t: ["--name", "a/b"], ["--name"]),
+]
+
+
+def _write(tmp: Path, name: str, text: str) -> Path:
+    (tmp / name).write_text(text)
+    return tmp / name
+
+
+def _mkdir(tmp: Path, name: str) -> Path:
+    (tmp / name).mkdir()
+    return tmp / name
+
+
+def _taken(tmp: Path) -> Path:
+    (tmp / "runs" / "taken").mkdir(parents=True)
+    (tmp / "runs" / "taken" / "experiment_state-old.json").write_text("{}")
+    return tmp / "runs"
+
+
+def test_there_are_at_least_fifteen_cases():
+    assert len(CASES) >= 15
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_exit_2_and_no_ray(case, tmp_path, demo_corpus, capsys):
+    _, make_args, needles = case
+    args = make_args(tmp_path)
+    if "--data-root" not in args:
+        args += ["--data-root", str(demo_corpus)]
+    if "--storage" not in args:
+        args += ["--storage", str(tmp_path / "runs")]
+    before = _sessions()
+    start = time.monotonic()
+    code = main(["run", "--wandb", "disabled", *args])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    assert _sessions() == before  # no Ray session was started
+    assert time.monotonic() - start < 10
+    assert not (tmp_path / "runs" / "taken" / "tuner.pkl").exists()
+
+
+def test_the_real_command_exits_2_within_seconds(tmp_path):
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "tune_app.cli", "run", "--set", "lr=-1", "--storage", str(tmp_path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "training.lr" in proc.stderr, proc.stderr
+    assert time.monotonic() - start < 20

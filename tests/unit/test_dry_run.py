@@ -1,0 +1,67 @@
+"""`run --dry-run`: the resolved search without Ray, for every sweep file users already own."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import EXAMPLES, REPO, needs_shared
+
+from tune_app.cli import main
+
+SWEEPS = sorted((EXAMPLES / "sweeps").glob("**/*.yaml"))
+OURS = sorted((REPO / "search_spaces").glob("*.yaml"))
+
+
+def _dry(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(["run", "--dry-run", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@needs_shared
+def test_the_research_sweeps_are_there():
+    assert len(SWEEPS) >= 3
+
+
+@pytest.mark.parametrize("sweep", SWEEPS + OURS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_sweep_file_dry_runs_unchanged(sweep, capsys):
+    code, out, err = _dry(capsys, "--space", str(sweep), "--json")
+    assert code == 0, err
+    info = json.loads(out)
+    assert set(info) >= {"space", "fixed", "method", "metric", "mode", "num_samples", "scheduler", "samples"}
+    assert info["base_config"] and Path(info["base_config"]).is_file()
+    for path, entry in info["space"].items():
+        assert entry["kind"] in ("float", "int", "categorical"), path
+    for sample in info["samples"]:
+        assert set(sample) == set(info["space"])
+
+
+@needs_shared
+def test_stage1_maps_to_asha_over_its_base_config(capsys):
+    stage1 = next(p for p in SWEEPS if p.name == "stage1.yaml")
+    code, out, _ = _dry(capsys, "--space", str(stage1), "--json")
+    assert code == 0
+    info = json.loads(out)
+    assert info["method"] == "bayes" and (info["metric"], info["mode"]) == ("best_val_sisdr", "max")
+    assert info["scheduler"]["type"] == "asha" and info["scheduler"]["grace_period"] == 15
+    assert info["scheduler"]["max_t"] == 50
+    assert info["space"]["training.lr"] == {"kind": "float", "low": 1e-4, "high": 1e-2, "log": True,
+                                            **{k: v for k, v in info["space"]["training.lr"].items()
+                                               if k not in ("kind", "low", "high", "log")}}
+    assert info["fixed"]["training.early_stopping_patience"] == 10
+
+
+def test_same_seed_same_configs_other_seed_other_configs(capsys):
+    first = json.loads(_dry(capsys, "--json", "--seed", "7")[1])["samples"]
+    again = json.loads(_dry(capsys, "--json", "--seed", "7")[1])["samples"]
+    other = json.loads(_dry(capsys, "--json", "--seed", "8")[1])["samples"]
+    assert first == again and first != other
+
+
+def test_human_dry_run_lists_paths_bounds_and_scheduler(capsys):
+    code, out, _ = _dry(capsys)
+    assert code == 0
+    for needle in ("training.lr", "float log [0.0003, 0.01]", "asha", "val_sisdr (max)", "sample configs"):
+        assert needle in out, needle

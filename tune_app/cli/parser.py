@@ -1,0 +1,94 @@
+"""The command line: every subcommand's flags (argparse), kept apart so ``--help`` imports no Ray."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DESCRIPTION = "polsess-tune: make-data, train, evaluate (no Ray) and run, resume, results (Ray Tune)."
+
+
+def add_config_args(p: argparse.ArgumentParser, with_short_flags: bool = True) -> None:
+    p.add_argument("--config", type=Path, help="experiment YAML (default: the built-in configs/demo.yaml)")
+    p.add_argument("--data-root", help="PolSESS corpus root (default: $POLSESS_DATA_ROOT, else the demo corpus)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set training.lr=3e-4 (repeatable)")
+    if with_short_flags:
+        p.add_argument("--lr", type=float)
+        p.add_argument("--epochs", type=int)
+        p.add_argument("--batch-size", type=int)
+        p.add_argument("--task", choices=["ES", "EB", "SB"])
+        p.add_argument("--seed", type=int)
+        p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="polsess-tune", description=DESCRIPTION)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("make-data", help="write a synthetic corpus in the PolSESS layout")
+    p.add_argument("root", type=Path)
+    p.add_argument("--train", type=int, default=160)
+    p.add_argument("--val", type=int, default=40)
+    p.add_argument("--test", type=int, default=40)
+    p.add_argument("--sample-rate", type=int, choices=[8000, 16000], default=8000)
+    p.add_argument("--seconds", type=float, default=4.0)
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("train", help="train one config (no Ray)")
+    add_config_args(p)
+    p.add_argument("--out", type=Path, help="run folder (default: runs/train-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
+
+    p = sub.add_parser("evaluate", help="score a checkpoint per MM-IPC variant")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--data-root")
+    p.add_argument("--subset", default="test", choices=["train", "val", "test"])
+    p.add_argument("--max-samples", type=int)
+    p.add_argument("--device")
+    p.add_argument("--json", action="store_true")
+
+    add_run_args(sub.add_parser("run", help="run a Ray Tune search"))
+    add_resume_args(sub.add_parser("resume", help="resume an interrupted search"))
+    add_results_args(sub.add_parser("results", help="show or export a search's results"))
+    return parser
+
+
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--space", type=Path, help="W&B sweep file (default: the built-in search_spaces/demo.yaml)")
+    add_config_args(p, with_short_flags=False)
+    p.add_argument("--num-samples", type=int, help="trials to run (default: run_cap/count, else 8)")
+    p.add_argument("--max-concurrent", type=int, help="trials at once (default: what the CPUs/GPUs allow)")
+    p.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (default 1); sets torch threads")
+    p.add_argument("--gpus-per-trial", type=float,
+                   help="GPUs per trial (default: 1 if the machine has GPUs, else 0); 0.25 packs 4 trials per GPU")
+    p.add_argument("--storage", help="experiment parent folder or URI (default: ./runs)")
+    p.add_argument("--name", help="experiment name (default: <space>-<time>)")
+    p.add_argument("--wandb", choices=["offline", "online", "disabled"],
+                   help="W&B mode (default: online with an API key, else offline)")
+    p.add_argument("--wandb-project", help="W&B project (default: the sweep's project, else polsess-tune)")
+    p.add_argument("--seed", type=int, help="sampler seed (default: the file's tune.seed, else 0)")
+    p.add_argument("--grace-period", type=int, help="ASHA: epochs before a trial can be stopped")
+    p.add_argument("--reduction-factor", type=float, help="ASHA: keep 1/factor of the trials at each rung")
+    p.add_argument("--max-failures", type=int, default=2, help="retries of a trial whose worker died (default 2)")
+    p.add_argument("--address", help="attach to a running Ray cluster: auto or HOST:PORT")
+    p.add_argument("--warm-start", type=Path, metavar="CSV_OR_EXPERIMENT",
+                   help="hand past runs inside the space to Optuna as evaluated points (W&B export or experiment)")
+    p.add_argument("--resume", action="store_true", help="resume the experiment --name in --storage")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved search and sample configs; no Ray")
+    p.add_argument("--json", action="store_true", help="with --dry-run: one JSON object")
+
+
+def add_resume_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("experiment", type=Path, help="the experiment folder (storage/name)")
+    p.add_argument("--restart-errored", action="store_true", help="restart errored trials from scratch")
+    p.add_argument("--address", help="attach to a running Ray cluster: auto or HOST:PORT")
+
+
+def add_results_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("experiment", type=Path, help="the experiment folder (storage/name)")
+    p.add_argument("--top", type=int, default=10, help="rows to show (default 10)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--export-best", type=Path, metavar="FILE", help="write the best config as an experiment YAML")
+    p.add_argument("--plots", action="store_true",
+                   help="write val_sisdr_per_epoch.png and parameter_importance.png into the experiment folder")

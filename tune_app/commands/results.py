@@ -1,0 +1,74 @@
+"""``polsess-tune results``: a finished or running experiment as a table, JSON, plots, the best config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..errors import TuneInputError
+from ..experiment import layout
+from ..experiment.report import export_best, summary_line, table, to_json
+from ..experiment.results import Experiment, load_experiment
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    if (Path(args.experiment) / layout.STAGES_FILE).exists():
+        return staged_results(Path(args.experiment), args)
+    exp = load_experiment(args.experiment)
+    ranking = _importance(exp)
+    if args.export_best:
+        out = export_best(exp, args.export_best)
+        print(f"wrote {out}")
+    if args.json:
+        print(json.dumps({**to_json(exp), "importance": dict(ranking)}, indent=2, default=str))
+    elif not args.export_best:
+        print(table(exp, top=args.top))
+        print(summary_line(exp))
+        if ranking:
+            from ..experiment.importance import format_importance
+
+            print(f"\nparameter importance (fANOVA over {exp.metric}):")
+            print(format_importance(ranking))
+    if args.plots:
+        from ..experiment.plots import write_plots
+
+        for path in write_plots(exp, importance=ranking):
+            print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _importance(exp: Experiment) -> list[tuple[str, float]]:
+    """The ranking, or [] with a note when the experiment has too few finished trials."""
+    from ..experiment.importance import parameter_importance
+
+    try:
+        return parameter_importance(exp)
+    except TuneInputError as exc:
+        print(f"note: no parameter importance: {exc}", file=sys.stderr)
+        return []
+
+
+def staged_results(parent: Path, args: argparse.Namespace) -> int:
+    """The stages side by side, then the final best config (the best trial of the last stage)."""
+    names = json.loads((parent / layout.STAGES_FILE).read_text())["stages"]
+    stages = [(name, load_experiment(parent / name)) for name in names if layout.has_experiment_state(parent / name)]
+    if not stages:
+        raise TuneInputError(f"{parent}: no stage has started yet")
+    final = stages[-1][1]
+    if args.export_best:
+        print(f"wrote {export_best(final, args.export_best)}")
+    if args.json:
+        print(json.dumps({"experiment": str(parent), "stages": [{"name": n, **to_json(e)} for n, e in stages],
+                          "best": to_json(final)["best"]}, indent=2, default=str))
+        return 0
+    for name, exp in stages:
+        best = exp.best_trial()
+        score = f"best {exp.metric} {best.best(exp.metric, exp.mode):.2f} dB" if best else "no score yet"
+        print(f"== {name}: {summary_line(exp)}; {score}")
+        print(table(exp, top=args.top))
+        print()
+    if len(stages) < len(names):
+        print(f"stages not started: {', '.join(names[len(stages):])}")
+    return 0

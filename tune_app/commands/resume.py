@@ -1,0 +1,79 @@
+"""``polsess-tune resume``: continue an interrupted search (or staged search) where it stopped."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from ..builtin import default_config, default_space
+from ..errors import TuneInputError
+from ..experiment import layout
+from ..experiment.report import summary_line
+from ..experiment.results import load_experiment
+from ..tune.summary import finish
+from .options import config_overrides, resolve_data_root
+
+
+def resume_experiment(folder: Path, restart_errored: bool, address: str | None) -> int:
+    folder = folder.expanduser().resolve()
+    if not folder.is_dir():
+        raise TuneInputError(f"{folder}: no such experiment folder; check the path (storage/name)")
+    if (folder / layout.STAGES_FILE).exists():
+        return resume_staged(folder, address)
+    if not layout.has_experiment_state(folder):
+        raise TuneInputError(
+            f"{folder}: holds no Ray Tune experiment state ({layout.EXPERIMENT_STATE_GLOB}); it never got as "
+            "far as its first trial, or it is not an experiment folder: start it again with `polsess-tune run`"
+        )
+    from ..ext.state_backup import repair, restore_missing_checkpoints
+
+    for line in repair(folder) + restore_missing_checkpoints(folder):
+        print(f"note: {line}")
+    search = layout.read_json(folder / layout.SEARCH_FILE) or {}
+    num_samples = int(search.get("num_samples", 0))
+    exp = load_experiment(folder)
+    # Errored trials count as unfinished: resume retries them from their last checkpoint, or from
+    # scratch with --restart-errored.
+    if exp.is_finished(num_samples):
+        print(f"nothing to resume: {folder.name} already finished ({summary_line(exp)}); "
+              f"see `polsess-tune results {folder}`")
+        return 0
+    if address:
+        from ..tune.cluster import check_address
+
+        check_address(address)
+    resources = search.get("resources_per_trial", {"cpu": 1, "gpu": 0})
+    print(f"resuming {folder.name}: {summary_line(exp)} so far, {num_samples} asked for", flush=True)
+
+    from ..tune.driver import restore
+
+    start = time.perf_counter()
+    restore(str(folder), resources, search.get("wandb_mode", "offline"), restart_errored, address)
+    return finish(folder, time.perf_counter() - start, num_samples)
+
+
+def resume_staged(parent: Path, address: str | None) -> int:
+    """Rebuild the staged search's plan from the arguments ``stages.json`` saved, and run on."""
+    from ..space.stages import parse_stages
+    from ..tune.plan import prepare_run
+    from ..tune.staged import run_staged
+
+    saved = json.loads((parent / layout.STAGES_FILE).read_text())
+    if "args" not in saved:
+        raise TuneInputError(
+            f"{parent / layout.STAGES_FILE}: written by an older polsess-tune that saved no arguments; "
+            "resume it with the polsess-tune version that started it, or start it again under a new --name"
+        )
+    args = argparse.Namespace(**saved["args"])
+    if getattr(args, "command", "run") != "run":
+        raise TuneInputError(f"{parent / layout.STAGES_FILE}: not a staged run")
+    args.storage, args.name, args.resume = str(parent.parent), parent.name, True
+    plan = prepare_run(args, default_space(), default_config(), config_overrides(args))
+    plan.base.data.data_root = resolve_data_root(plan.base.data.data_root)
+    return run_staged(plan, parse_stages(plan.spec), saved["args"], address)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    return resume_experiment(args.experiment, args.restart_errored, args.address)

@@ -1,0 +1,109 @@
+"""``polsess-tune run``: check everything, then one Ray Tune search (or a staged one); ``--dry-run``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from ..builtin import default_config, default_space
+from ..errors import TuneInputError
+from ..space import describe, format_dry_run, sample_configs
+from ..space.stages import parse_stages
+from ..tune.plan import RunPlan, prepare_run, write_search_file
+from ..tune.summary import finish
+from .options import config_overrides, resolve_data_root
+
+DRY_RUN_SAMPLES = 3
+
+
+def check_corpus(plan: RunPlan) -> None:
+    """The corpus must be in PolSESS layout before a single trial is scheduled."""
+    from polsess.data import PolSESSDataset
+
+    cfg = plan.base
+    for subset, limit in (("train", cfg.data.train_max_samples), ("val", cfg.data.val_max_samples)):
+        PolSESSDataset(cfg.data.data_root, subset=subset, task=cfg.data.task, max_samples=limit).check_files()
+
+
+def print_dry_run(plan: RunPlan, as_json: bool, stages: list[dict] | None = None) -> None:
+    warm = []
+    if plan.warm_start is not None:
+        from ..experiment.warm_start import warm_trials
+
+        warm = warm_trials(plan.warm_start, plan.spec)
+    samples = (sample_configs(plan.spec, DRY_RUN_SAMPLES, plan.seed, warm, num_samples=plan.num_samples)
+               if plan.spec.space else [])
+    if as_json:
+        info = describe(plan.spec)
+        info["num_samples"] = plan.num_samples
+        if plan.warm_start is not None:
+            info["warm_start"] = {"used": plan.warm_start.used, "skipped": plan.warm_start.skipped,
+                                  "line": plan.warm_start.summary_line()}
+        info["samples"] = samples
+        info["resources_per_trial"] = {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
+        info["seed"] = plan.seed
+        if stages:
+            info["stages"] = stages
+        print(json.dumps(info, indent=2, default=str))
+        return
+    print(format_dry_run(plan.spec, samples, num_samples=plan.num_samples))
+    print(f"resources per trial: {plan.cpus_per_trial:g} CPU, {plan.gpus_per_trial:g} GPU; "
+          f"max concurrent: {plan.max_concurrent or 'as resources allow'}; seed {plan.seed}")
+    for note in plan.notes:
+        if note not in plan.spec.notes:
+            print(f"note: {note}")
+    if plan.warm_start is not None:
+        print(plan.warm_start.summary_line())
+    if stages:
+        print("stages: " + ", ".join(f"{s['name']} ({s['num_samples']} trials)" for s in stages))
+
+
+def saved_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The command's arguments as JSON values, for ``resume`` of a staged search to rebuild its plan."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if args.resume:
+        from .resume import resume_experiment
+
+        if not args.name:
+            raise TuneInputError("--resume needs --name (and --storage if not ./runs) of the experiment")
+        folder = Path(args.storage or "runs").expanduser().resolve() / args.name
+        return resume_experiment(folder, restart_errored=False, address=args.address)
+    plan = prepare_run(args, default_space(), default_config(), config_overrides(args))
+    if plan.spec.stages:
+        from ..tune.staged import run_staged
+
+        stages = parse_stages(plan.spec)  # checked before anything starts
+        if args.dry_run:
+            print_dry_run(plan, args.json, stages=[{"name": s.name, "num_samples": s.num_samples,
+                                                     "overrides": s.overrides, "top_k": s.top_k} for s in stages])
+            return 0
+        plan.base.data.data_root = resolve_data_root(plan.base.data.data_root)
+        check_corpus(plan)
+        return run_staged(plan, stages, saved_args(args))
+    if args.dry_run:
+        print_dry_run(plan, args.json)
+        return 0
+    plan.base.data.data_root = resolve_data_root(plan.base.data.data_root)
+    check_corpus(plan)
+    if plan.wandb_note:
+        print(plan.wandb_note)
+    for note in plan.notes:
+        print(f"note: {note}")
+    if plan.warm_start is not None:
+        print(plan.warm_start.summary_line())
+    print(f"search {plan.name}: {plan.num_samples} trials of {len(plan.spec.space)} parameters "
+          f"({plan.spec.method}, {plan.spec.scheduler.type}), metric {plan.spec.metric} ({plan.spec.mode}); "
+          f"corpus {plan.base.data.data_root}", flush=True)
+    write_search_file(plan)
+
+    from ..tune.driver import execute
+
+    start = time.perf_counter()
+    execute(plan)
+    return finish(Path(plan.experiment_path), time.perf_counter() - start, plan.num_samples)

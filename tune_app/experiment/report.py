@@ -1,0 +1,115 @@
+"""An experiment as people read it: the ranked table, JSON, CSV, the summary line, the best config.
+
+Every ranking here skips trials that never reported a score; statuses and the curve metric come
+from :mod:`tune_app.names`.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from polsess.config import config_from_flat, flatten, save_config
+
+from ..errors import TuneInputError
+from ..names import COMPLETED, CURVE_METRIC, EARLY_STOPPED, ERROR, status_label
+from .results import Experiment
+
+
+def short_name(path: str) -> str:
+    return path.rsplit(".", 1)[-1]
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def table(exp: Experiment, top: int | None = None) -> str:
+    rows = exp.ranked() + [t for t in exp.trials if t.best(exp.metric, exp.mode) is None]
+    rows = rows[:top] if top else rows
+    flat_configs = [flatten(t.config) for t in rows]
+    params = exp.space or []
+    head = ["trial", "status", *[short_name(p) for p in params], "epochs", f"best {exp.metric}", "last val_sisdr"]
+    body = []
+    for t, flat in zip(rows, flat_configs, strict=True):
+        best = t.best(exp.metric, exp.mode)
+        last = t.scores(CURVE_METRIC)[-1] if t.scores(CURVE_METRIC) else None
+        body.append([t.trial_id, t.status, *[_fmt(flat.get(p, "")) for p in params], str(t.epochs),
+                     "-" if best is None else f"{best:.2f}", "-" if last is None else f"{last:.2f}"])
+    widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [head, *body])
+
+
+def to_json(exp: Experiment) -> dict[str, Any]:
+    trials = []
+    for t in exp.trials:
+        ckpt = t.best_checkpoint(exp.metric, exp.mode)
+        latest = t.latest_checkpoint()
+        val = t.scores(CURVE_METRIC)
+        trials.append({
+            "trial_id": t.trial_id,
+            "status": t.status,
+            "config": t.config,
+            "best_val_sisdr": max(val) if val else None,
+            "last_val_sisdr": val[-1] if val else None,
+            "epochs": t.epochs,
+            "checkpoint": str(ckpt) if ckpt else None,  # the best epoch's: what evaluate wants
+            "latest_checkpoint": str(latest) if latest else None,
+            "error": t.error,
+        })
+    best = exp.best_trial()
+    return {
+        "experiment": str(exp.path),
+        "metric": exp.metric,
+        "mode": exp.mode,
+        "counts": exp.counts(),
+        "trials": trials,
+        "best": None if best is None else {
+            "trial_id": best.trial_id,
+            "score": best.best(exp.metric, exp.mode),
+            "config": best.config,
+        },
+    }
+
+
+def export_best(exp: Experiment, out: str | Path) -> Path:
+    """The best trial's full config as an experiment YAML that `polsess-tune train` accepts."""
+    best = exp.best_trial()
+    if best is None:
+        raise TuneInputError(f"{exp.path}: no trial reported {exp.metric} yet; nothing to export")
+    cfg = config_from_flat(flatten(best.config))
+    score = best.best(exp.metric, exp.mode)
+    header = (f"Best config of {exp.path.name} (trial {best.trial_id}): {exp.metric} = {score:.3f} dB\n"
+              f"Train it: polsess-tune train --config {Path(out).name}")
+    return save_config(cfg, out, header=header)
+
+
+def write_csv(exp: Experiment, out: str | Path) -> Path:
+    params = exp.space or []
+    out = Path(out)
+    with out.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["trial_id", "status", *params, "epochs", f"best_{exp.metric}", "last_val_sisdr"])
+        for t in exp.ranked() + [t for t in exp.trials if t.best(exp.metric, exp.mode) is None]:
+            flat = flatten(t.config)
+            val = t.scores(CURVE_METRIC)
+            writer.writerow([t.trial_id, t.status, *[flat.get(p, "") for p in params], t.epochs,
+                             t.best(exp.metric, exp.mode), val[-1] if val else ""])
+    return out
+
+
+def error_lines(exp: Experiment) -> list[str]:
+    return [f"trial {t.trial_id} errored: {t.error or 'see its error.txt'}" for t in exp.trials if t.status == ERROR]
+
+
+def summary_line(exp: Experiment) -> str:
+    c = exp.counts()
+    shown = (COMPLETED, EARLY_STOPPED, ERROR)
+    parts = [f"{c.get(k, 0)} {status_label(k)}" for k in shown]
+    other = sum(v for k, v in c.items() if k not in shown)
+    if other:
+        parts.append(f"{other} unfinished")
+    return f"{len(exp.trials)} trials: " + ", ".join(parts)

@@ -1,0 +1,131 @@
+"""A last readable copy of Tune's experiment state, for drivers killed mid-write.
+
+Works around Tune's non-atomic copy of its state files (no upstream fix in ray 2.60); relies on
+their names and on the layout of ``trial_data`` entries in ``experiment_state-*.json``.
+
+Tune copies its state files (``experiment_state-*.json``, ``search_gen_state-*.json``,
+``searcher-state-*.pkl``) into the experiment folder with a plain, non-atomic copy, and with
+``num_to_keep`` set it does so after every checkpoint. A driver SIGKILLed during that copy leaves a
+truncated file, and ``Tuner.restore`` then starts the search over without its trials and base
+config. The callback keeps the last copy of each file that parsed, written atomically into
+``.state-backup/``; :func:`repair` puts it back before a resume.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+from ..errors import TuneInputError
+from ..experiment import layout
+from ..experiment.layout import BACKUP_DIR, newest
+
+PATTERNS = layout.STATE_GLOBS
+
+
+def readable(path: Path) -> bool:
+    try:
+        data = path.read_bytes()
+        if not data:
+            return False
+    except OSError:
+        return False
+    # Ray writes some "*.json" state as pickles: either form that loads is readable.
+    try:
+        json.loads(data)
+        return True
+    except ValueError:
+        pass
+    try:
+        pickle.loads(data)
+        return True
+    except Exception:
+        return False
+
+
+def backup(folder: Path) -> None:
+    store = folder / BACKUP_DIR
+    for pattern in PATTERNS:
+        src = newest(folder, pattern)
+        if src is None:
+            continue
+        dst = store / src.name
+        stat = src.stat()
+        if dst.exists() and dst.stat().st_size == stat.st_size and dst.stat().st_mtime >= stat.st_mtime:
+            continue
+        if not readable(src):
+            continue
+        store.mkdir(exist_ok=True)
+        tmp = dst.with_name(dst.name + ".tmp")
+        shutil.copy2(src, tmp)
+        os.replace(tmp, dst)
+
+
+def repair(folder: Path) -> list[str]:
+    """If a state file is truncated, put back the whole backed-up set (the files must agree with
+    each other: trials, generated-trial count, Optuna study); say what was done."""
+    current = [newest(folder, pattern) for pattern in PATTERNS]
+    broken = [path for path in current if path is not None and not readable(path)]
+    if not broken:
+        return []
+    saved = [folder / BACKUP_DIR / path.name for path in current if path is not None]
+    if not all(readable(path) for path in saved):
+        raise TuneInputError(
+            f"{broken[0]}: truncated (the driver was killed while writing it) and no readable backup exists; "
+            "this search cannot be resumed — start it again with `polsess-tune run`"
+        )
+    for path in saved:
+        shutil.copy2(path, folder / path.name)
+    return [f"{path.name}: truncated by the kill; restored the copy from {saved[0].stat().st_mtime:.0f} "
+            "(with the other state files of that moment)" for path in broken]
+
+
+def restore_missing_checkpoints(folder: Path) -> list[str]:
+    """A stale snapshot can name a checkpoint that ``num_to_keep`` deleted after it was taken, and
+    Tune then refuses to restore the trial. Put the newest kept checkpoint of the trial under that
+    name; the trainable resumes from the newest epoch it finds anyway."""
+    state_file = newest(folder, layout.EXPERIMENT_STATE_GLOB)
+    try:
+        state = json.loads(state_file.read_text()) if state_file else {}
+    except ValueError:
+        return []
+    done = []
+    for entry in state.get("trial_data", []):
+        try:
+            trial = json.loads(entry[0])
+            runtime = json.loads(entry[1])
+        except (ValueError, TypeError, IndexError):
+            continue
+        name = (runtime.get("last_result") or {}).get(layout.CHECKPOINT_DIR_KEY)
+        trial_dir = folder / layout.trial_dirname(str(trial.get("trial_id")))
+        if not name or (trial_dir / name).exists():
+            continue
+        kept = layout.checkpoint_dirs(trial_dir)
+        if kept:
+            shutil.copytree(kept[-1], trial_dir / name)
+            done.append(f"trial {trial.get('trial_id')}: {name} was deleted after the last snapshot; "
+                        f"resuming from {kept[-1].name}")
+    return done
+
+
+class StateBackupCallback(Callback):
+    def __init__(self, folder: str, every_s: float = 2.0) -> None:
+        self.folder = folder
+        self.every_s = every_s
+        self._last = 0.0
+
+    def on_step_end(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.every_s:
+            self._last = now
+            backup(Path(self.folder))
+
+    def on_experiment_end(self, trials: list[Any], **info: Any) -> None:
+        backup(Path(self.folder))

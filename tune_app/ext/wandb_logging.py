@@ -1,0 +1,210 @@
+"""Ray's WandbLoggerCallback, one W&B step per epoch, never the same epoch twice.
+
+Ray logs with ``step=training_iteration`` and, when a trial is restored, opens a second offline
+run with the same id and logs every result again, including an epoch redone after a kill. Here
+the step is the trainer's epoch, the epochs a run already holds (read back from its offline
+files) are skipped, and online runs resume the same W&B run (``resume="allow"``).
+
+Ray gives every trial two processes, a queue actor and the logging actor that reads it, and the
+driver waits on each put; a trial's first put waits for the queue actor's process to start (about a
+second) while the whole Tune loop stalls. On a 2-core machine the queue actors alone cost about 2 s
+of CPU per trial (start-up and an idle Ray worker's polling). Here the queue lives inside the
+logging actor (one process per trial), and the driver's puts run on one background thread: still
+one at a time and in order, but off the Tune loop.
+
+Private names used (see ``tune_app.ext.UPSTREAM``): ``_WandbLoggingActor``, ``_force_on_current_node``,
+and ``WandbLoggerCallback._start_logging_actor``, ``._trial_logging_futures``, ``._logging_future_to_trial``,
+``._trial_queues``, ``._trial_logging_actors``, ``._remote_logger_class``, ``._signal_logging_actor_stop``,
+``._upload_timeout``; and the offline run files (:mod:`.wandb_offline`).
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import ray
+from ray.air.integrations.wandb import WANDB_ENV_VAR, WandbLoggerCallback, _WandbLoggingActor
+from ray.air.util.node import _force_on_current_node
+from ray.tune.experiment import Trial
+
+from .trial_files import trial_results
+from .wandb_offline import read_offline_run
+
+logger = logging.getLogger(__name__)
+
+
+def logged_epochs(wandb_dir: str | None, run_id: str) -> set[int]:
+    """Epochs already in this run's offline files (a file cut by a kill counts up to the cut)."""
+    if not wandb_dir:
+        return set()
+    epochs: set[int] = set()
+    for folder in glob.glob(os.path.join(wandb_dir, "wandb", f"offline-run-*-{run_id}")):
+        try:
+            run = read_offline_run(folder)
+        except (OSError, ValueError):
+            continue
+        epochs.update(int(row["epoch"]) for row in run.history if isinstance(row.get("epoch"), (int, float)))
+    return epochs
+
+
+def _put_and_wait(actor: Any, item: Any) -> None:
+    ray.get(actor.put.remote(item))  # waiting keeps the order: the actor is threaded
+
+
+class OrderedSender:
+    """Runs the driver's puts on one thread, in the order they were handed over.
+
+    ``send(actor, item)`` delivers one item and returns when it has arrived; an exception it raises
+    is logged and the next item goes on (a dead logging actor must not stop the others' results).
+    """
+
+    def __init__(self, send: Callable[[Any, Any], None] = _put_and_wait) -> None:
+        self._send = send
+        self._items: queue.SimpleQueue = queue.SimpleQueue()
+        self._pending = 0
+        self._idle = threading.Condition()
+        threading.Thread(target=self._run, name="wandb-put", daemon=True).start()
+
+    def put(self, actor: Any, item: Any) -> None:
+        with self._idle:
+            self._pending += 1
+        self._items.put((actor, item))
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every handed-over item has reached its actor; False if ``timeout`` ran out."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout=timeout)
+
+    def _run(self) -> None:
+        while True:
+            actor, item = self._items.get()
+            try:
+                self._send(actor, item)
+            except Exception as exc:
+                logger.warning("W&B: a result did not reach its logging actor: %s", exc)
+            with self._idle:
+                self._pending -= 1
+                self._idle.notify_all()
+
+
+class InboxLoggingActor(_WandbLoggingActor):
+    """Ray's logging actor, reading from a queue of its own that ``put`` fills (from a second thread).
+
+    The API key comes as an argument, not in the actor's ``runtime_env`` as Ray passes it: Ray's
+    runtime-env agent writes every runtime_env it creates, env_vars included, to its session log.
+    """
+
+    def __init__(self, logdir: str, queue_: Any, exclude: list[str], to_config: list[str], *args: Any,
+                 api_key: str | None = None, **kwargs: Any) -> None:
+        if api_key:
+            os.environ[WANDB_ENV_VAR] = api_key
+        super().__init__(logdir, queue.Queue(), exclude, to_config, *args, **kwargs)
+
+    def put(self, item: Any) -> None:
+        self.queue.put(item)
+
+
+class ActorInbox:
+    """Stands in for a trial's Ray ``Queue`` on the driver: ``put`` returns at once."""
+
+    def __init__(self, actor: Any, sender: OrderedSender) -> None:
+        self.actor = actor
+        self._sender = sender
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        self._sender.put(self.actor, item)
+
+
+class EpochWandbLoggerCallback(WandbLoggerCallback):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("resume", "allow")
+        super().__init__(*args, **kwargs)
+        self._logged: dict[str, set[int]] = {}
+        self._sender: OrderedSender | None = None  # started on first use: the callback is pickled before
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_sender": None}
+
+    def _start_logging_actor(self, trial: Trial, exclude_results: list[str], **wandb_init_kwargs: Any) -> None:
+        """Ray's own, less the queue actor and the key in the runtime_env; a second thread for ``put``."""
+        if trial in self._trial_logging_futures:  # a restarted trial keeps its actor
+            return
+        if self._sender is None:
+            self._sender = OrderedSender()
+        if not self._remote_logger_class:
+            self._remote_logger_class = ray.remote(
+                num_cpus=0,
+                max_concurrency=2,
+                **_force_on_current_node(),
+                max_restarts=-1,
+                max_task_retries=-1,
+            )(InboxLoggingActor)
+        offline = wandb_init_kwargs.get("mode", os.environ.get("WANDB_MODE")) in ("offline", "disabled")
+        actor = self._remote_logger_class.remote(
+            logdir=trial.local_path,
+            queue_=None,
+            exclude=exclude_results,
+            to_config=self.AUTO_CONFIG_KEYS,
+            api_key=None if offline else os.environ.get(WANDB_ENV_VAR),  # offline runs never need it
+            **wandb_init_kwargs,
+        )
+        self._trial_queues[trial] = ActorInbox(actor, self._sender)
+        self._trial_logging_actors[trial] = actor
+        future = actor.run.remote()
+        self._trial_logging_futures[trial] = future
+        self._logging_future_to_trial[future] = trial
+
+    def log_trial_start(self, trial: Trial) -> None:
+        first_start = trial.trial_id not in self._logged
+        if first_start:
+            self._logged[trial.trial_id] = logged_epochs(self.kwargs.get("dir"), trial.trial_id)
+        super().log_trial_start(trial)
+        if first_start and self.kwargs.get("mode") == "offline":
+            self._backfill(trial)
+
+    def _backfill(self, trial: Trial) -> None:
+        """Re-send epochs Tune recorded but a killed logging actor never flushed to disk."""
+        for row in trial_results(trial):
+            if isinstance(row.get("epoch"), (int, float)) and int(row["epoch"]) not in self._logged[trial.trial_id]:
+                self.log_trial_result(int(row.get("training_iteration", 0)), trial, row)
+
+    def log_trial_result(self, iteration: int, trial: Trial, result: dict[str, Any]) -> None:
+        epoch = result.get("epoch")
+        if epoch is None:
+            return super().log_trial_result(iteration, trial, result)
+        seen = self._logged.setdefault(trial.trial_id, logged_epochs(self.kwargs.get("dir"), trial.trial_id))
+        if int(epoch) in seen:
+            return None
+        seen.add(int(epoch))
+        # The logging actor uses training_iteration as the W&B step: make it the epoch.
+        super().log_trial_result(iteration, trial, {**result, "training_iteration": int(epoch)})
+        return None
+
+    def _backfill_finished(self, trials: list[Trial]) -> None:
+        """After a resume: a trial that had finished before the kill is never started again, so its
+        epochs that the killed logging actor never wrote would stay missing. Log them now."""
+        for trial in trials:
+            if trial.trial_id in self._logged or trial.status not in (Trial.TERMINATED, Trial.ERROR):
+                continue  # started by this driver: its own actor has had every result
+            recorded = {int(r["epoch"]) for r in trial_results(trial) if isinstance(r.get("epoch"), (int, float))}
+            self._logged[trial.trial_id] = logged_epochs(self.kwargs.get("dir"), trial.trial_id)
+            if recorded - self._logged[trial.trial_id]:
+                super().log_trial_start(trial)  # its actor finishes with the others below
+                self._backfill(trial)
+
+    def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
+        if self.kwargs.get("mode") == "offline":
+            self._backfill_finished(trials)
+        # On Ctrl-C/SIGTERM Tune ends the experiment without ending the running trials: tell their
+        # logging actors to finish now, or Ray waits the whole upload timeout and then kills them.
+        for trial in list(self._trial_logging_actors):
+            self._signal_logging_actor_stop(trial)
+        if self._sender is not None and not self._sender.flush(self._upload_timeout):
+            logger.warning("W&B: results still queued after %s s; stopping their logging actors", self._upload_timeout)
+        super().on_experiment_end(trials, **info)

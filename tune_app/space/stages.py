@@ -1,0 +1,149 @@
+"""Staged multi-fidelity search: a wide, cheap stage, then narrower, costlier ones.
+
+The research workflow by hand was: stage 1 on 2k training samples over wide ranges, read the top
+runs, write narrower ranges into a stage-2 sweep on 8k samples. A sweep file's ``stages:`` does
+that in one command::
+
+    stages:
+      - {name: wide, num_samples: 24, epochs: 15, train_max_samples: 2000}
+      - {name: narrow, num_samples: 12, epochs: 50, train_max_samples: 8000, narrow: {top_k: 5}}
+
+Each stage after the first searches the space narrowed around the previous stage's top-K configs
+(continuous ranges to the top-K's span widened by ``margin`` of that span — in log space for log
+parameters — and clipped to the original range; categorical values to those the top-K used), or
+the explicit ``parameters:`` it gives. It starts from the previous stage's top-K configs, retrained
+at its own fidelity (scores at another training-set size or epoch count are not comparable, so they
+are not handed to Optuna as finished results). Each stage is its own Ray Tune experiment under one
+parent folder, resumable like any other.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import TuneInputError
+from .param import Param
+from .spec import SearchSpec
+from .sweep import search_from_dict
+
+STAGE_KEYS = ("name", "num_samples", "epochs", "train_max_samples", "grace_period", "set", "narrow", "parameters")
+DEFAULT_MARGIN = 0.25
+
+
+@dataclass
+class Stage:
+    index: int
+    name: str
+    num_samples: int
+    overrides: dict[str, Any] = field(default_factory=dict)  # config path → value for this stage
+    grace_period: int | None = None
+    top_k: int | None = None
+    margin: float = DEFAULT_MARGIN
+    explicit: dict[str, Param] = field(default_factory=dict)
+
+
+def parse_stages(spec: SearchSpec) -> list[Stage]:
+    from polsess.config import ConfigError, resolve_name
+
+    source = str(spec.file or "<sweep>")
+    stages = []
+    for i, raw in enumerate(spec.stages):
+        where = f"{source}: stages[{i}]"
+        unknown = sorted(set(raw) - set(STAGE_KEYS))
+        if unknown:
+            raise TuneInputError(f"{where}: unknown key {unknown[0]!r}; stages take {', '.join(STAGE_KEYS)}")
+        num = raw.get("num_samples")
+        if not isinstance(num, int) or num < 1:
+            raise TuneInputError(f"{where}.num_samples: {num!r}; give each stage a positive number of trials")
+        overrides: dict[str, Any] = {}
+        if raw.get("epochs") is not None:
+            overrides["training.num_epochs"] = raw["epochs"]
+        if "train_max_samples" in raw:
+            overrides["data.train_max_samples"] = raw["train_max_samples"]
+        for name, value in (raw.get("set") or {}).items():
+            try:
+                overrides[resolve_name(name)] = value
+            except ConfigError as exc:
+                raise TuneInputError(f"{where}.set: {exc}") from None
+        narrow = raw.get("narrow")
+        top_k, margin = None, DEFAULT_MARGIN
+        if narrow is not None:
+            if i == 0:
+                raise TuneInputError(f"{where}.narrow: the first stage has nothing to narrow around; remove it")
+            if not isinstance(narrow, dict) or not isinstance(narrow.get("top_k"), int) or narrow["top_k"] < 1:
+                raise TuneInputError(f"{where}.narrow: expected {{top_k: K}} with K >= 1 (and optional margin)")
+            top_k, margin = narrow["top_k"], float(narrow.get("margin", DEFAULT_MARGIN))
+        explicit: dict[str, Param] = {}
+        if raw.get("parameters"):
+            sub = search_from_dict({"method": spec.method, "parameters": raw["parameters"]}, source=where,
+                                   base_config_override=spec.base_config)
+            explicit = sub.space
+        if i > 0 and top_k is None and not explicit:
+            raise TuneInputError(f"{where}: give narrow: {{top_k: K}} or explicit parameters: for a later stage")
+        stages.append(Stage(i, str(raw.get("name") or f"stage{i + 1}"), num, overrides, raw.get("grace_period"),
+                            top_k, margin, explicit))
+    return stages
+
+
+def narrow_param(param: Param, values: list[Any], margin: float) -> Param:
+    """The original range shrunk to the span of ``values`` plus ``margin`` of that span."""
+    if param.kind == "categorical":
+        used = {repr(v) for v in values}
+        return dataclasses.replace(param, values=[v for v in param.values or [] if repr(v) in used])
+    fwd = math.log if param.log else float
+    back = math.exp if param.log else float
+    lo_orig, hi_orig = fwd(param.low), fwd(param.high)
+    lo, hi = fwd(min(values)), fwd(max(values))
+    span = hi - lo or (hi_orig - lo_orig) * 0.1
+    lo, hi = max(lo_orig, lo - margin * span), min(hi_orig, hi + margin * span)
+    low, high = back(lo), back(hi)
+    if param.kind == "int" or param.q:
+        step = param.q or 1
+        low = param.low + math.floor((low - param.low) / step + 1e-9) * step
+        high = param.low + math.ceil((high - param.low) / step - 1e-9) * step
+        if param.kind == "int":
+            low, high = int(low), int(high)
+    else:
+        low, high = max(low, param.low), min(high, param.high)
+    return dataclasses.replace(param, low=low, high=high)
+
+
+def stage_spec(spec: SearchSpec, stage: Stage, top: list[dict[str, Any]]) -> SearchSpec:
+    """The search of one stage; ``top``: the previous stage's top-K configs (flat), best first."""
+    out = copy.deepcopy(spec)
+    out.stages = []
+    out.num_samples = stage.num_samples
+    for path, value in stage.overrides.items():
+        out.fixed[path] = value
+        out.space.pop(path, None)
+    if stage.grace_period is not None:
+        out.scheduler.grace_period = stage.grace_period
+    if stage.index == 0:
+        return out
+    if stage.top_k:
+        if not top:
+            raise TuneInputError(f"stage {stage.name}: the previous stage has no finished trial to narrow around")
+        for path, param in list(out.space.items()):
+            values = [cfg[path] for cfg in top if path in cfg]
+            if values:
+                out.space[path] = narrow_param(param, values, stage.margin)
+    out.space.update(copy.deepcopy(stage.explicit))
+    for path, param in list(out.space.items()):
+        if param.kind == "categorical" and len(param.values or []) == 1:
+            out.fixed[path] = param.values[0]
+            del out.space[path]
+            out.notes.append(f"{path}: the top-{stage.top_k} all used {param.values[0]!r}; fixed in this stage")
+    out.points_to_evaluate = [{p: cfg[p] for p in out.space if p in cfg} for cfg in top
+                              if all(p in cfg and out.space[p].contains(cfg[p]) for p in out.space)]
+    return out
+
+
+def top_configs(experiment: Any, spec: SearchSpec, k: int) -> list[dict[str, Any]]:
+    """The searched values of the best ``k`` trials of a finished stage (an Experiment)."""
+    from polsess.config import flatten
+
+    return [{p: flatten(t.config).get(p) for p in spec.space} for t in experiment.ranked()[:k]]

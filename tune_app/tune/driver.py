@@ -1,0 +1,242 @@
+"""Build and run the Ray Tune search a :class:`RunPlan` describes.
+
+Idiomatic Tuner use: OptunaSearch for sampling, ASHA (or the median rule, or FIFO) for stopping,
+``WandbLoggerCallback`` for logging, ``CheckpointConfig`` keeping the best and the latest
+checkpoint of each trial, ``FailureConfig`` retrying trials whose worker died.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+from polsess.config import to_dict
+
+from ..experiment.layout import WANDB_DIR, trial_dirname
+from ..names import NOT_LOGGED, PROGRESS_COLUMNS
+from ..space import make_sampler, optuna_space
+from .plan import RunPlan
+
+UPLOAD_TIMEOUT_S = 120  # Ray's default (1800 s) keeps a Ctrl-C'd driver waiting half an hour
+
+
+def space_key(path: str) -> str:
+    """Optuna/Tune keys use '/', which OptunaSearch un-flattens into the nested trial config."""
+    return path.replace(".", "/")
+
+
+def build_searcher(plan: RunPlan):
+    """Ray's OptunaSearch (ours tells Optuna early-stopped trials as PRUNED), seeded, warm-started."""
+    import optuna
+
+    from ..ext.optuna_search import PruningOptunaSearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    spec = plan.spec
+    space = {space_key(p): d for p, d in optuna_space(spec).items()}
+    points = [{space_key(p): v for p, v in point.items() if p in spec.space} for point in spec.points_to_evaluate]
+    searcher = PruningOptunaSearch(
+        space=space,
+        metric=spec.metric,
+        mode=spec.mode,
+        # TPE's start-up trials are sized by the real budget (--num-samples may differ from the file's).
+        sampler=make_sampler(spec, plan.seed, key=space_key, num_samples=plan.num_samples),
+        points_to_evaluate=points or None,
+    )
+    if plan.warm_start is not None:
+        from ..experiment.warm_start import as_evaluated
+
+        # Finished trials in the study, not re-trained (the file's own points still are).
+        for point, reward in zip(*as_evaluated(plan.warm_start, space_key), strict=True):
+            searcher.add_evaluated_point(point, reward)
+    return searcher
+
+
+def build_scheduler(plan: RunPlan):
+    from ray.tune.schedulers import FIFOScheduler, MedianStoppingRule
+
+    from ..ext.asha import ResumableASHA
+    from ..names import EPOCH
+
+    s = plan.spec.scheduler
+    if s.type == "asha":
+        return ResumableASHA(
+            max_t=s.max_t,
+            grace_period=s.grace_period or 1,
+            reduction_factor=s.reduction_factor or 3,
+            brackets=s.brackets or 1,
+        )
+    if s.type == "median":
+        return MedianStoppingRule(time_attr=EPOCH, grace_period=s.grace_period or 1)
+    return FIFOScheduler()
+
+
+def build_callbacks(plan: RunPlan) -> list[Any]:
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    # Tune's result.json and progress.csv, named so that Tune adds no default loggers: its TensorBoard
+    # logger imports torch in the driver (1.3 s before the first trial) and runs a writer per trial;
+    # W&B is this tool's dashboard.
+    callbacks: list[Any] = [JsonLoggerCallback(), CSVLoggerCallback()]
+    if not plan.is_uri:
+        from ..ext.state_backup import StateBackupCallback
+
+        callbacks.append(StateBackupCallback(plan.experiment_path))
+    if plan.wandb_mode == "disabled":
+        return callbacks
+    from ..ext.wandb_logging import EpochWandbLoggerCallback
+
+    kwargs: dict[str, Any] = {"mode": plan.wandb_mode, "tags": plan.spec.tags or None}
+    if plan.spec.entity:
+        kwargs["entity"] = plan.spec.entity
+    if not plan.is_uri:
+        # An absolute dir inside the experiment folder: Ray's own sync of the trial folder can
+        # copy a half-written offline run; this one is written in place and found by `wandb sync`.
+        kwargs["dir"] = os.path.join(plan.experiment_path, WANDB_DIR)
+        os.makedirs(kwargs["dir"], exist_ok=True)
+    return [
+        *callbacks,
+        EpochWandbLoggerCallback(
+            project=plan.wandb_project,
+            group=plan.name,
+            upload_timeout=UPLOAD_TIMEOUT_S,
+            excludes=list(NOT_LOGGED),
+            **kwargs,
+        )
+    ]
+
+
+def build_tuner(plan: RunPlan):
+    from ray import tune
+    from ray.tune import CheckpointConfig, CLIReporter, FailureConfig, RunConfig, TuneConfig
+
+    from .trainable import train_convtasnet
+
+    spec = plan.spec
+    reporter = CLIReporter(
+        parameter_columns={space_key(p): p.rsplit(".", 1)[-1] for p in spec.space},
+        metric_columns=PROGRESS_COLUMNS,
+        max_report_frequency=30,
+        sort_by_metric=True,
+    )
+    stop = None
+    if spec.target is not None:
+        from ray.tune.stopper import FunctionStopper
+
+        target, sign = spec.target, (1 if spec.mode == "max" else -1)
+        stop = FunctionStopper(lambda _id, result: sign * result.get(spec.metric, -sign * 1e30) >= sign * target)
+    run_config = RunConfig(
+        name=plan.name,
+        storage_path=plan.storage,
+        callbacks=build_callbacks(plan),
+        checkpoint_config=CheckpointConfig(
+            num_to_keep=1,  # Ray keeps the latest checkpoint too: best + latest
+            checkpoint_score_attribute=spec.metric,
+            checkpoint_score_order=spec.mode,
+        ),
+        failure_config=FailureConfig(max_failures=plan.max_failures),
+        progress_reporter=reporter,
+        stop=stop,
+        verbose=1,
+    )
+    tune_config = TuneConfig(
+        metric=spec.metric,
+        mode=spec.mode,
+        search_alg=build_searcher(plan),
+        scheduler=build_scheduler(plan),
+        num_samples=plan.num_samples,
+        max_concurrent_trials=plan.max_concurrent,
+        trial_dirname_creator=lambda trial: trial_dirname(trial.trial_id),
+        reuse_actors=True,
+    )
+    trainable = tune.with_resources(
+        train_convtasnet, {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
+    )
+    return tune.Tuner(trainable, param_space=to_dict(plan.base), tune_config=tune_config, run_config=run_config)
+
+
+def start_ray(address: str | None, wandb_mode: str = "offline") -> None:
+    """A local Ray (dashboard off), or the cluster at ``address`` with our code shipped to it."""
+    import ray
+
+    # Ray's new console output ignores the progress reporter; the classic one shows our columns.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Each checkpoint forces a snapshot (num_to_keep=1 keeps state and kept checkpoints in step); with
+    # short demo epochs Ray warns about that on every epoch.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if ray.is_initialized():
+        return
+    # Trial output stays in Ray's session logs; the console shows Tune's progress table.
+    if not address:
+        # "local" always starts a new cluster: a bare ray.init() would attach to whatever `ray start`
+        # left on this machine, even a head that has since died.
+        ray.init(address="local", include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+        return
+    from .cluster import attach_error, enable_token_auth, runtime_env
+
+    source = enable_token_auth(address)
+    try:
+        ray.init(address=address, logging_level="WARNING", log_to_driver=False, runtime_env=runtime_env(wandb_mode))
+    except (ConnectionError, RuntimeError, ray.exceptions.AuthenticationError) as exc:
+        raise attach_error(address, exc, source) from None
+
+
+def forward_sigterm_to_tune() -> None:
+    """A batch scheduler or a pre-empted node sends SIGTERM: stop as Ctrl-C does, saving state."""
+
+    def handler(signum: int, frame: Any) -> None:
+        signal.raise_signal(signal.SIGINT)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _set_wandb_env(mode: str) -> None:
+    if mode in ("offline", "disabled"):
+        # The callback's own key check reads the driver's env; local workers inherit it at ray.init.
+        os.environ["WANDB_MODE"] = mode
+
+
+def execute(plan: RunPlan):
+    """Start (or attach to) Ray, run the search, and return Tune's ResultGrid."""
+    import ray
+
+    _set_wandb_env(plan.wandb_mode)
+    # See build_callbacks. Not on resume: a search started before the loggers were named explicitly
+    # would lose its result.json logger.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    start_ray(plan.address, plan.wandb_mode)
+    forward_sigterm_to_tune()
+    try:
+        if plan.address:
+            from .cluster import check_cluster
+
+            check_cluster(plan.storage, plan.gpus_per_trial)
+        return build_tuner(plan).fit()
+    finally:
+        ray.shutdown()
+
+
+def restore(folder: str, resources: dict[str, float], wandb_mode: str, restart_errored: bool,
+            address: str | None):
+    """Continue an interrupted search: finished trials stay, running ones continue from their
+    last checkpoint, the Optuna study and the trial count carry over (Ray's own state)."""
+    import ray
+    from ray import tune
+
+    from .trainable import train_convtasnet
+
+    _set_wandb_env(wandb_mode)
+    start_ray(address, wandb_mode)
+    forward_sigterm_to_tune()
+    try:
+        tuner = tune.Tuner.restore(
+            folder,
+            trainable=tune.with_resources(train_convtasnet, resources),
+            resume_unfinished=True,
+            resume_errored=not restart_errored,
+            restart_errored=restart_errored,
+        )
+        return tuner.fit()
+    finally:
+        ray.shutdown()

@@ -1,0 +1,247 @@
+"""Everything a search needs, resolved and checked before any Ray work starts.
+
+``prepare_run`` turns the command line into a :class:`RunPlan`. Every user mistake (sweep file,
+base config, corpus, flags, an existing experiment) is found here and raised as one-line error,
+so a bad search costs seconds, not a Ray start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from polsess.config import Config, ConfigError, config_from_flat, load_config, to_flat
+
+from ..errors import TuneInputError
+from ..experiment.layout import SEARCH_FILE, WANDB_DIR
+from ..experiment.warm_start import WarmStart
+from ..ext.ray_internals import local_gpu_count
+from ..space import SearchSpec, describe, load_search, sample_configs
+
+DEFAULT_NUM_SAMPLES = 8
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass
+class RunPlan:
+    spec: SearchSpec
+    base: Config  # the base experiment config with fixed values and --set applied
+    name: str
+    storage: str  # absolute path or URI of the parent folder
+    num_samples: int
+    max_concurrent: int | None
+    cpus_per_trial: float
+    gpus_per_trial: float
+    seed: int
+    wandb_mode: str
+    wandb_project: str
+    wandb_note: str
+    max_failures: int
+    address: str | None = None
+    resume: bool = False
+    notes: list[str] = field(default_factory=list)
+    warm_start: WarmStart | None = None
+
+    @property
+    def experiment_path(self) -> str:
+        return f"{self.storage.rstrip('/')}/{self.name}"
+
+    @property
+    def is_uri(self) -> bool:
+        return "://" in self.storage
+
+
+def wandb_key_configured(env: dict[str, str] | os._Environ = os.environ) -> bool:
+    """An API key in the env, or `wandb login`'s netrc entry (we never read the key itself)."""
+    if env.get("WANDB_API_KEY"):
+        return True
+    netrc = Path(env.get("NETRC", Path.home() / ".netrc"))
+    try:
+        return "api.wandb.ai" in netrc.read_text()
+    except OSError:
+        return False
+
+
+def choose_wandb_mode(requested: str | None) -> tuple[str, str]:
+    if requested:
+        return requested, ""
+    if os.environ.get("WANDB_MODE") in ("offline", "online", "disabled"):
+        return os.environ["WANDB_MODE"], ""
+    if wandb_key_configured():
+        return "online", ""
+    return "offline", ("W&B: no API key configured, logging offline; upload later with "
+                       f"`wandb sync <experiment>/{WANDB_DIR}/wandb/offline-run-*`")
+
+
+def prepare_run(args: argparse.Namespace, default_space: Path, default_config: Path,
+                overrides: dict[str, Any]) -> RunPlan:
+    space_file = args.space or default_space
+    spec = load_search(space_file, base_config_override=args.config)
+    base_path = spec.base_config or default_config
+    notes = list(spec.notes)
+
+    # --set pins a searched parameter: it leaves the space.
+    pinned: dict[str, Any] = {}
+    for name, value in overrides.items():
+        path = _resolve(name)
+        pinned[path] = value
+        if path in spec.space:
+            del spec.space[path]
+            notes.append(f"{path} pinned to {value!r} by --set; not searched")
+    try:
+        base = load_config(base_path, {**spec.fixed, **pinned})
+    except ConfigError as exc:
+        raise TuneInputError(str(exc)) from None
+    base_flat = to_flat(base)
+    # A point may name only some searched parameters; the rest come from the base config (Ray's
+    # OptunaSearch wants every key), which must then lie inside the space.
+    for i, point in enumerate(spec.points_to_evaluate):
+        for path, param in spec.space.items():
+            if path not in point:
+                value = base_flat[path]
+                problem = param.why_outside(value)
+                if problem:
+                    raise TuneInputError(
+                        f"{space_file}: tune.points_to_evaluate[{i}]: {path} not given and the base config's "
+                        f"{value!r} {problem}; give {path} in the point"
+                    )
+                point[path] = value
+    warm = None
+    if getattr(args, "warm_start", None):
+        from ..experiment.warm_start import load_warm_start
+
+        warm = load_warm_start(args.warm_start, spec, base_flat)
+    if not spec.space and not args.dry_run:
+        raise TuneInputError(f"{space_file}: parameters: nothing left to search; add a distribution or values")
+
+    num_samples = next(n for n in (args.num_samples, spec.num_samples, DEFAULT_NUM_SAMPLES) if n is not None)
+    if num_samples < 1:
+        raise TuneInputError(f"--num-samples {num_samples}: must be at least 1")
+    seed = args.seed if args.seed is not None else (spec.seed if spec.seed is not None else 0)
+
+    resources = spec.resources_per_trial or {}
+    cpus = args.cpus_per_trial if args.cpus_per_trial is not None else float(resources.get("cpu", 1))
+    gpus = args.gpus_per_trial if args.gpus_per_trial is not None else resources.get("gpu")
+    if gpus is None:
+        gpus = 1.0 if local_gpu_count() and not args.address else 0.0
+    if args.address:
+        from .cluster import check_address
+
+        check_address(args.address)
+    try:
+        _check_resources(cpus, float(gpus), args.address)
+    except TuneInputError as exc:
+        if not args.dry_run:
+            raise
+        notes.append(f"not runnable on this machine as is: {exc}")
+    max_concurrent = args.max_concurrent if args.max_concurrent is not None else spec.max_concurrent
+    if max_concurrent is not None and max_concurrent < 1:
+        raise TuneInputError(f"--max-concurrent {max_concurrent}: must be at least 1")
+
+    if args.grace_period is not None:
+        spec.scheduler.grace_period = args.grace_period
+    if args.reduction_factor is not None:
+        spec.scheduler.reduction_factor = args.reduction_factor
+    _check_scheduler(spec, base)
+
+    # Every sampled config must build: a range that makes an invalid model fails here, not in a trial.
+    if spec.space:
+        for sample in sample_configs(spec, 3, seed, num_samples=num_samples):
+            try:
+                config_from_flat({**to_flat(base), **sample}, source=str(space_file))
+            except ConfigError as exc:
+                raise TuneInputError(f"{space_file}: a sampled config is invalid: {exc}") from None
+
+    storage = args.storage or "runs"
+    if "://" not in storage:
+        storage = str(Path(storage).expanduser().resolve())
+    name = args.name or f"{spec.name or Path(space_file).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if not NAME_RE.match(name):
+        raise TuneInputError(f"--name {name!r}: use letters, digits, '.', '_' or '-' only")
+
+    mode, note = choose_wandb_mode(args.wandb)
+    plan = RunPlan(
+        spec=spec, base=base, name=name, storage=storage, num_samples=num_samples,
+        max_concurrent=max_concurrent, cpus_per_trial=cpus, gpus_per_trial=float(gpus), seed=seed,
+        wandb_mode=mode, wandb_project=args.wandb_project or spec.project or "polsess-tune", wandb_note=note,
+        max_failures=args.max_failures, address=args.address, resume=args.resume, notes=notes, warm_start=warm,
+    )
+    if not args.dry_run and not plan.is_uri:
+        _check_experiment_folder(plan)
+    return plan
+
+
+def _resolve(name: str) -> str:
+    from polsess.config import resolve_name
+
+    try:
+        return resolve_name(name)
+    except ConfigError as exc:
+        raise TuneInputError(f"--set {exc}") from None
+
+
+def _check_resources(cpus: float, gpus: float, address: str | None) -> None:
+    if cpus <= 0:
+        raise TuneInputError(f"--cpus-per-trial {cpus:g}: must be > 0")
+    if gpus < 0:
+        raise TuneInputError(f"--gpus-per-trial {gpus:g}: must be >= 0")
+    if gpus > 1 and not float(gpus).is_integer():
+        raise TuneInputError(f"--gpus-per-trial {gpus:g}: fractions must be below 1 (e.g. 0.25), or whole GPUs")
+    if address:
+        return  # checked against the cluster once attached
+    have = local_gpu_count()
+    if gpus > have:
+        raise TuneInputError(
+            f"--gpus-per-trial {gpus:g}: this machine has {have} GPU(s); use --gpus-per-trial 0"
+            + (f" to {have}" if have else "") + " or attach to a cluster with --address"
+        )
+    have_cpus = os.cpu_count() or 1
+    if cpus > have_cpus:
+        raise TuneInputError(f"--cpus-per-trial {cpus:g}: this machine has {have_cpus} CPUs")
+
+
+def _check_scheduler(spec: SearchSpec, base: Config) -> None:
+    sched = spec.scheduler
+    if sched.type == "asha":
+        if sched.grace_period is not None and sched.grace_period < 1:
+            raise TuneInputError(f"grace period {sched.grace_period}: must be at least 1 epoch")
+        if sched.reduction_factor is not None and sched.reduction_factor <= 1:
+            raise TuneInputError(f"reduction factor {sched.reduction_factor:g}: must be > 1 (e.g. 2 or 3)")
+    sched.fit_to(base.training.num_epochs)
+
+
+def _check_experiment_folder(plan: RunPlan) -> None:
+    folder = Path(plan.experiment_path)
+    exists = folder.exists() and any(folder.iterdir())
+    if exists and not plan.resume:
+        raise TuneInputError(
+            f"{folder}: an experiment with this name already exists; resume it with "
+            f"`polsess-tune resume {folder}` or pick another --name"
+        )
+
+
+def write_search_file(plan: RunPlan) -> None:
+    """``search.json``: the resolved search, for ``results``, ``resume``, warm starts and importance."""
+    folder = Path(plan.experiment_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    info = describe(plan.spec)
+    info.update({
+        "space_paths": list(plan.spec.space),
+        "name": plan.name,
+        "num_samples": plan.num_samples,
+        "max_concurrent": plan.max_concurrent,
+        "resources_per_trial": {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial},
+        "seed": plan.seed,
+        "wandb_mode": plan.wandb_mode,
+        "wandb_project": plan.wandb_project,
+        "max_failures": plan.max_failures,
+        "data_root": plan.base.data.data_root,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    })
+    (folder / SEARCH_FILE).write_text(json.dumps(info, indent=2, default=str))

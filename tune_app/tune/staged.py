@@ -1,0 +1,72 @@
+"""Run a staged search: one Ray Tune experiment per stage under a parent folder, each resumable.
+
+``stages.json`` in the parent folder records the stage names and the ``run`` command's arguments,
+so ``resume`` can rebuild the plan (see :mod:`tune_app.commands.resume`); a stage that already
+finished is not run again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from polsess.config import config_from_flat, to_flat
+
+from ..experiment.layout import BEST_CONFIG, STAGES_FILE
+from ..experiment.report import export_best, summary_line
+from ..experiment.results import Experiment, has_experiment_state, load_experiment
+from ..space.stages import Stage, stage_spec, top_configs
+from .plan import RunPlan, write_search_file
+from .summary import finish
+
+
+def _stage_plan(plan: RunPlan, stage: Stage, previous: tuple[Experiment, RunPlan] | None) -> RunPlan:
+    top = top_configs(previous[0], previous[1].spec, stage.top_k or 0) if previous and stage.top_k else []
+    spec = stage_spec(plan.spec, stage, top)
+    base = config_from_flat({**to_flat(plan.base), **stage.overrides}, source=f"stage {stage.name}")
+    spec.scheduler.fit_to(base.training.num_epochs)
+    return dataclasses.replace(plan, spec=spec, base=base, storage=plan.experiment_path, name=stage.name,
+                               num_samples=stage.num_samples, resume=False)
+
+
+def _finished(folder: Path, num_samples: int) -> bool:
+    return has_experiment_state(folder) and load_experiment(folder).is_finished(num_samples)
+
+
+def run_staged(plan: RunPlan, stages: list[Stage], args: dict[str, Any], address: str | None = None) -> int:
+    """Run (or continue) every stage in order; ``args``: the ``run`` command's arguments, saved for resume."""
+    from .driver import execute, restore
+
+    parent = Path(plan.experiment_path)
+    parent.mkdir(parents=True, exist_ok=True)
+    if not (parent / STAGES_FILE).exists():
+        saved = {"argv": args.get("argv", []), "args": args, "stages": [s.name for s in stages]}
+        (parent / STAGES_FILE).write_text(json.dumps(saved, indent=2, default=str))
+    previous: tuple[Experiment, RunPlan] | None = None
+    start = time.perf_counter()
+    for stage in stages:
+        stage_plan = _stage_plan(plan, stage, previous)
+        folder = Path(stage_plan.experiment_path)
+        print(f"\n== stage {stage.index + 1}/{len(stages)} {stage.name}: {stage.num_samples} trials, "
+              f"{stage_plan.base.training.num_epochs} epochs, train_max_samples "
+              f"{stage_plan.base.data.train_max_samples}, {len(stage_plan.spec.space)} parameters", flush=True)
+        if _finished(folder, stage.num_samples):
+            print(f"already finished: {summary_line(load_experiment(folder))}")
+        elif has_experiment_state(folder):
+            res = stage_plan.spec.resources_per_trial or {}
+            restore(str(folder), {"cpu": stage_plan.cpus_per_trial, "gpu": stage_plan.gpus_per_trial, **res},
+                    stage_plan.wandb_mode, False, address or plan.address)
+        else:
+            write_search_file(stage_plan)
+            execute(stage_plan)
+        code = finish(folder, time.perf_counter() - start, stage.num_samples, resume_hint=parent)
+        if code != 0:
+            return code
+        previous = (load_experiment(folder), stage_plan)
+    assert previous is not None
+    best = export_best(previous[0], parent / BEST_CONFIG)
+    print(f"\nstaged search done; final best config: {best}")
+    return 0

@@ -1,0 +1,36 @@
+"""How a search ends on the console: the table, the errors, the summary line, the exit status.
+
+Shared by ``run``, ``resume`` and each stage of a staged search, so all three end the same way:
+an interrupted search says how to resume and exits 130; a finished one exports its best config.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..experiment.layout import BEST_CONFIG, RESULTS_CSV
+from ..experiment.report import error_lines, export_best, summary_line, table, write_csv
+from ..experiment.results import load_experiment
+from ..names import UNFINISHED
+
+
+def finish(folder: Path, wall_s: float, num_samples: int, resume_hint: Path | None = None) -> int:
+    """Summarise the experiment in ``folder``; the exit status of the command that ran it."""
+    exp = load_experiment(folder)
+    write_csv(exp, folder / RESULTS_CSV)
+    print()
+    print(table(exp, top=5))
+    for line in error_lines(exp):
+        print(line)
+    print(f"\n{summary_line(exp)} in {wall_s / 60:.1f} min")
+    unfinished = len(exp.trials) < num_samples or any(t.status in UNFINISHED for t in exp.trials)
+    if unfinished:
+        print(f"search interrupted; state saved. Resume it with: polsess-tune resume {resume_hint or folder}")
+        return 130
+    if exp.best_trial() is None:
+        print("no trial reported a score; see the errors above")
+        return 1
+    best = export_best(exp, folder / BEST_CONFIG)
+    print(f"best config: {best}")
+    print(f"results: polsess-tune results {folder}")
+    return 0
