@@ -56,9 +56,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from _run import bench_corpus, run_logged  # noqa: E402  (benchmarks/ is sys.path[0] when run as a script)
+from tune_app.results import load_experiment  # noqa: E402
 
 from polsess.config import flatten  # noqa: E402
-from tune_app.results import load_experiment  # noqa: E402
 
 SPACE = REPO / "search_spaces" / "demo.yaml"
 BASE_CONFIG = REPO / "configs" / "demo.yaml"

@@ -336,9 +336,9 @@ def part_in_tune(args: argparse.Namespace, base: dict[str, Any]) -> list[str]:
 
 def part_search(args: argparse.Namespace, model_size: dict[str, int]) -> list[str]:
     import yaml
+    from tune_app.results import load_experiment
 
     from polsess.synth import make_corpus
-    from tune_app.results import load_experiment
 
     gpus = torch.cuda.device_count()
     if not gpus and not args.cpu_test:

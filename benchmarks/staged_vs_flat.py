@@ -66,9 +66,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from _run import bench_corpus, run_logged  # noqa: E402  (benchmarks/ is sys.path[0] when run as a script)
+from tune_app.results import Experiment, load_experiment  # noqa: E402
 
 from polsess.config import flatten  # noqa: E402
-from tune_app.results import Experiment, load_experiment  # noqa: E402
 
 _ENTRY = Path(sys.executable).parent / "polsess-tune"
 CLI = [str(_ENTRY)] if _ENTRY.exists() else [sys.executable, "-m", "tune_app.cli"]

@@ -1,7 +1,7 @@
 """Shared fixtures. Tests run on real files: small corpora made by polsess.synth, no mocks.
 
 ``tests/unit`` starts no Ray and runs in under a minute; ``tests/integration`` (marked
-``integration`` by its own conftest) runs real Ray searches, W&B offline runs and subprocesses.
+``integration`` here) runs real Ray searches, W&B offline runs and subprocesses.
 Tests that read the research project's files in ``../shared`` skip with a reason where it is absent.
 """
 
@@ -16,12 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import DEMO_ROWS, REPO, SEARCH_EPOCHS, SECRET_ENV, TINY_MODEL
 
 # Set at import, before any test module asks for the cache: no test may write to ~/.cache.
 _CACHE = tempfile.mkdtemp(prefix="polsess-tune-test-cache-")
 os.environ["POLSESS_TUNE_CACHE"] = _CACHE
-
-DEMO_ROWS = {"train": 16, "val": 8, "test": 8}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -40,24 +39,6 @@ def demo_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
                        sample_rate=8000, seconds=1.0, seed=0)
 
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = (REPO.parent / "shared").resolve()
-EXAMPLES = SHARED / "examples/polsess_separation"
-_NO_SHARED = f"the research examples are not at {EXAMPLES} (a plain clone has no ../shared)"
-needs_shared = pytest.mark.skipif(not EXAMPLES.is_dir(), reason=_NO_SHARED)
-
-
-def skip_without_shared() -> None:
-    """For fixtures and module-level code that read ``../shared``: skip, naming where it was looked for."""
-    if not EXAMPLES.is_dir():
-        pytest.skip(_NO_SHARED)
-
-
-TINY_MODEL = ["--set", "N=16", "--set", "B=8", "--set", "H=16", "--set", "X=2", "--set", "R=1",
-              "--set", "batch_size=4", "--set", "segment_seconds=0.25", "--set", "num_workers=0"]
-SEARCH_EPOCHS = 4
-# Secrets in the driver's environment: the search must keep them out of every file and the console.
-SECRET_ENV = {"WANDB_API_KEY": "sk-test-0123456789abcdef", "MY_SERVICE_TOKEN": "tok-fedcba9876543210"}
 
 
 @pytest.fixture(scope="session")
@@ -90,3 +71,11 @@ def finished_search(demo_corpus: Path, tmp_path_factory: pytest.TempPathFactory,
 @pytest.fixture(scope="session")
 def finished_experiment(finished_search) -> Path:
     return finished_search[0]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Everything under tests/integration runs real Ray, W&B offline runs or subprocesses."""
+    integration = Path(__file__).parent / "integration"
+    for item in items:
+        if integration in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.integration)

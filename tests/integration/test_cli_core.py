@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 import torch
 import yaml
-from conftest import REPO
+from helpers import REPO
 
 from polsess.config import config_from_flat, load_config, save_config
 from polsess.data import PolSESSDataset

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 from processes import kill_session
 
 from tune_app.experiment.results import load_experiment

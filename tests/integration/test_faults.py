@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import soundfile as sf
-from conftest import REPO
+from helpers import REPO
 from processes import wait_for
 
 from tune_app.experiment.results import load_experiment

@@ -8,7 +8,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from conftest import SEARCH_EPOCHS
+from helpers import SEARCH_EPOCHS
 
 from tune_app.errors import TuneInputError
 from tune_app.experiment.importance import format_importance, parameter_importance

@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 from processes import kill_session, wait_for
 
 from tune_app.experiment.results import load_experiment

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 
 from polsess.config import flatten, load_config
 from tune_app.experiment.results import load_experiment

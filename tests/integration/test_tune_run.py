@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, REPO, SECRET_ENV, needs_shared
+from helpers import EXAMPLES, REPO, SECRET_ENV, needs_shared
 from optuna.trial import TrialState
 
 from polsess.config import flatten, load_config, to_dict

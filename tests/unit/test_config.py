@@ -2,7 +2,7 @@
 
 
 import pytest
-from conftest import EXAMPLES, needs_shared
+from helpers import EXAMPLES, needs_shared
 
 from polsess.config import (
     ConfigError,

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 import torch
-from conftest import REPO
+from helpers import REPO
 from torch.utils.data import DataLoader
 
 from polsess.data import PolSESSDataError, PolSESSDataset, collate, removed_components

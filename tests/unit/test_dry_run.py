@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, REPO, needs_shared
+from helpers import EXAMPLES, REPO, needs_shared
 
 from tune_app.cli import main
 

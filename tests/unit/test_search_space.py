@@ -12,7 +12,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import EXAMPLES, REPO, needs_shared
+from helpers import EXAMPLES, REPO, needs_shared
 
 from tune_app.errors import SearchSpaceError
 from tune_app.space import (

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from conftest import REPO
+from helpers import REPO
 
 import polsess.synth as synth
 from polsess.synth import demo_corpus_root, ensure_demo_corpus, make_corpus, speaker_pool

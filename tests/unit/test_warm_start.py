@@ -14,7 +14,7 @@ import optuna
 import pandas as pd
 import pytest
 import yaml
-from conftest import EXAMPLES, REPO, needs_shared, skip_without_shared
+from helpers import EXAMPLES, REPO, needs_shared, skip_without_shared
 
 from polsess.config import load_config, to_flat
 from tune_app.errors import TuneInputError

@@ -1,0 +1,31 @@
+"""What the tests share besides fixtures: paths, the tiny model, the secrets a search must not leak.
+
+A module of its own (not conftest.py) so test files in both tests/unit and tests/integration can
+import it by one name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = (REPO.parent / "shared").resolve()
+EXAMPLES = SHARED / "examples/polsess_separation"
+_NO_SHARED = f"the research examples are not at {EXAMPLES} (a plain clone has no ../shared)"
+needs_shared = pytest.mark.skipif(not EXAMPLES.is_dir(), reason=_NO_SHARED)
+
+
+def skip_without_shared() -> None:
+    """For fixtures and module-level code that read ``../shared``: skip, naming where it was looked for."""
+    if not EXAMPLES.is_dir():
+        pytest.skip(_NO_SHARED)
+
+
+DEMO_ROWS = {"train": 16, "val": 8, "test": 8}
+TINY_MODEL = ["--set", "N=16", "--set", "B=8", "--set", "H=16", "--set", "X=2", "--set", "R=1",
+              "--set", "batch_size=4", "--set", "segment_seconds=0.25", "--set", "num_workers=0"]
+SEARCH_EPOCHS = 4
+# Secrets in the driver's environment: the search must keep them out of every file and the console.
+SECRET_ENV = {"WANDB_API_KEY": "sk-test-0123456789abcdef", "MY_SERVICE_TOKEN": "tok-fedcba9876543210"}

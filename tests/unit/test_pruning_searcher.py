@@ -1,0 +1,50 @@
+"""PruningOptunaSearch: a trial the scheduler stopped reaches Optuna as PRUNED with its epochs; a
+trial that trained to the end as COMPLETE with its last score. Real OptunaSearch, no Ray start."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tune_app.ext.optuna_search import PruningOptunaSearch
+
+
+@pytest.fixture
+def searcher() -> PruningOptunaSearch:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return PruningOptunaSearch(space={"x": optuna.distributions.FloatDistribution(0.0, 1.0)}, metric="val_sisdr",
+                               mode="max", sampler=optuna.samplers.RandomSampler(seed=0))
+
+
+def _run(searcher: PruningOptunaSearch, trial_id: str, scores: list[float], done: bool) -> None:
+    assert searcher.suggest(trial_id) is not None
+    for epoch, score in enumerate(scores[:-1], start=1):
+        searcher.on_trial_result(trial_id, {"val_sisdr": score, "training_iteration": epoch, "done_training": False})
+    final = {"val_sisdr": scores[-1], "training_iteration": len(scores), "done_training": done}
+    searcher.on_trial_complete(trial_id, result=final)  # Tune skips on_trial_result for the last report
+
+
+def _trials(searcher: PruningOptunaSearch) -> list[optuna.trial.FrozenTrial]:
+    return searcher._ot_study.get_trials(deepcopy=False)
+
+
+def test_stopped_trial_is_pruned_with_every_epoch(searcher):
+    _run(searcher, "stopped", [1.0, 1.5], done=False)
+    (trial,) = _trials(searcher)
+    assert trial.state == TrialState.PRUNED
+    assert trial.intermediate_values == {1: 1.0, 2: 1.5}  # the last report is recorded as a step too
+
+
+def test_finished_trial_is_complete_with_its_last_score(searcher):
+    _run(searcher, "finished", [1.0, 2.0, 2.5], done=True)
+    (trial,) = _trials(searcher)
+    assert trial.state == TrialState.COMPLETE and trial.value == 2.5
+
+
+def test_errored_trial_fails_and_a_second_complete_is_ignored(searcher):
+    assert searcher.suggest("crashed") is not None
+    searcher.on_trial_complete("crashed", result=None, error=True)
+    searcher.on_trial_complete("crashed", result={"val_sisdr": 3.0, "done_training": False})
+    (trial,) = _trials(searcher)
+    assert trial.state == TrialState.FAIL

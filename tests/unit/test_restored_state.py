@@ -1,0 +1,51 @@
+"""restored_state: a restored trial resumes from the newest checkpoint kept in its folder (not the one a
+stale snapshot names) and re-reports the epochs that checkpoint holds but result.json never recorded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from ray import tune
+
+from tune_app.tune.trainable import restored_state
+
+
+def _checkpoint(trial: Path, index: int, epoch: int) -> Path:
+    folder = trial / f"checkpoint_{index:06d}"
+    folder.mkdir(parents=True)
+    history = [{"epoch": e, "val_sisdr": float(e)} for e in range(1, epoch + 1)]
+    torch.save({"flat_config": {}, "model": {}, "epoch": epoch, "history": history}, folder / "trainer.pt")
+    return folder
+
+
+def _recorded(trial: Path, epochs: list[int]) -> None:
+    lines = [json.dumps({"epoch": e, "val_sisdr": float(e), "training_iteration": e}) for e in epochs]
+    (trial / "result.json").write_text("\n".join(lines) + "\n")
+
+
+def test_newest_kept_checkpoint_and_the_unrecorded_epochs(tmp_path):
+    trial = tmp_path / "trial_a"
+    named = _checkpoint(trial, 1, epoch=2)  # what the stale snapshot names
+    _checkpoint(trial, 3, epoch=4)
+    _recorded(trial, [1, 2, 3])  # the driver died before recording epoch 4
+    state, unrecorded = restored_state(tune.Checkpoint.from_directory(named))
+    assert state["epoch"] == 4
+    assert [m["epoch"] for m in unrecorded] == [4]
+
+
+def test_everything_recorded_means_nothing_to_report(tmp_path):
+    trial = tmp_path / "trial_a"
+    named = _checkpoint(trial, 2, epoch=3)
+    _recorded(trial, [1, 2, 3])
+    assert restored_state(tune.Checkpoint.from_directory(named))[1] == []
+
+
+def test_no_checkpoint_at_all(tmp_path):
+    assert restored_state(None) == (None, [])
+    empty = tmp_path / "trial_a" / "checkpoint_000001"
+    empty.mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="no checkpoint left to resume from"):
+        restored_state(tune.Checkpoint.from_directory(empty))

@@ -1,0 +1,77 @@
+"""The state backup: the last readable copy of Tune's state files is kept, put back together when a
+kill cut one, and a checkpoint a stale snapshot names is recreated. Real files, no Ray start."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+
+from tune_app.errors import TuneInputError
+from tune_app.ext.state_backup import BACKUP_DIR, backup, repair, restore_missing_checkpoints
+
+STAMP = "2026-12-01_10-00-00"
+
+
+def _state(folder: Path, trials: int) -> dict[str, bytes]:
+    """A consistent set of the three state files for ``trials`` trials."""
+    files = {
+        f"experiment_state-{STAMP}.json": json.dumps({"trial_data": [], "trials": trials}).encode(),
+        f"search_gen_state-{STAMP}.json": json.dumps({"counter": trials}).encode(),
+        f"searcher-state-{STAMP}.pkl": pickle.dumps({"told": list(range(trials))}),
+    }
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return files
+
+
+def test_a_cut_state_file_brings_back_the_whole_backed_up_set(tmp_path):
+    saved = _state(tmp_path, 3)
+    backup(tmp_path)
+    _state(tmp_path, 5)  # the search went on...
+    state = tmp_path / f"experiment_state-{STAMP}.json"
+    state.write_bytes(state.read_bytes()[:7])  # ...and the kill cut this one mid-copy
+    notes = repair(tmp_path)
+    assert len(notes) == 1 and state.name in notes[0] and "truncated" in notes[0]
+    # All three are from the same moment: trials, trial counter and Optuna study agree.
+    assert {name: (tmp_path / name).read_bytes() for name in saved} == saved
+
+
+def test_nothing_is_touched_when_every_file_reads(tmp_path):
+    _state(tmp_path, 3)
+    backup(tmp_path)
+    current = _state(tmp_path, 4)
+    assert repair(tmp_path) == []
+    assert {name: (tmp_path / name).read_bytes() for name in current} == current
+
+
+def test_a_cut_file_without_a_readable_backup_is_one_clear_error(tmp_path):
+    _state(tmp_path, 3)
+    (tmp_path / f"searcher-state-{STAMP}.pkl").write_bytes(b"\x80\x04")
+    with pytest.raises(TuneInputError, match="no readable backup exists; this search cannot be resumed"):
+        repair(tmp_path)
+
+
+def test_backup_skips_an_unreadable_file_and_keeps_the_last_good_copy(tmp_path):
+    good = _state(tmp_path, 2)
+    backup(tmp_path)
+    (tmp_path / f"experiment_state-{STAMP}.json").write_text("{\"trial_da")
+    backup(tmp_path)
+    name = f"experiment_state-{STAMP}.json"
+    assert (tmp_path / BACKUP_DIR / name).read_bytes() == good[name]
+
+
+def test_a_checkpoint_named_by_a_stale_snapshot_is_recreated_from_the_newest_kept(tmp_path):
+    trial = tmp_path / "trial_abc"
+    kept = trial / "checkpoint_000004"
+    kept.mkdir(parents=True)
+    (kept / "trainer.pt").write_bytes(b"epoch 5")
+    entry = [json.dumps({"trial_id": "abc"}), json.dumps({"last_result": {"checkpoint_dir_name": "checkpoint_000002"}})]
+    (tmp_path / f"experiment_state-{STAMP}.json").write_text(json.dumps({"trial_data": [entry]}))
+    notes = restore_missing_checkpoints(tmp_path)
+    assert notes == ["trial abc: checkpoint_000002 was deleted after the last snapshot; "
+                     "resuming from checkpoint_000004"]
+    assert (trial / "checkpoint_000002" / "trainer.pt").read_bytes() == b"epoch 5"
+    assert restore_missing_checkpoints(tmp_path) == []  # once is enough
