@@ -132,6 +132,20 @@ def test_resume_from_checkpoint_is_exact(demo_corpus, tmp_path, case):
         assert resumed.train_set.allowed_variants == ("C", "R", "S")
 
 
+def test_resume_keeps_the_nan_guard_count_and_the_last_improvement(demo_corpus, tmp_path):
+    """A NaN batch at the end of epoch 1 and one at the start of epoch 2 are two in a row, resumed or not."""
+    trainer = tiny_trainer(demo_corpus)
+    trainer.train_epoch()
+    trainer.bad_batches_in_a_row = 1  # epoch 1 ended on a bad batch
+    resumed = Trainer.from_checkpoint(trainer.save(tmp_path / "last.pt"), log=lambda _m: None)
+    assert resumed.bad_batches_in_a_row == 1
+    assert resumed.improved is trainer.improved is True
+    old = torch.load(tmp_path / "last.pt", weights_only=False)
+    del old["bad_batches_in_a_row"], old["improved"]  # a checkpoint from before they were saved
+    torch.save(old, tmp_path / "old.pt")
+    assert Trainer.from_checkpoint(tmp_path / "old.pt", log=lambda _m: None).bad_batches_in_a_row == 0
+
+
 def test_from_checkpoint_overrides_the_data_root(demo_corpus, tmp_path):
     copy = shutil.copytree(demo_corpus, tmp_path / "moved" / demo_corpus.name)
     trainer = tiny_trainer(demo_corpus)

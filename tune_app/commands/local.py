@@ -11,6 +11,7 @@ from typing import Any
 
 from ..builtin import default_config
 from ..errors import UsageError
+from ..names import EPOCH
 from .options import config_overrides, resolve_data_root
 
 
@@ -64,7 +65,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     trainer = Trainer.from_checkpoint(args.checkpoint, overrides=overrides, log=lambda m: print(m, file=sys.stderr))
     result = evaluate(trainer, subset=args.subset, max_samples=args.max_samples)
     result["checkpoint"] = str(args.checkpoint)
-    result["epoch"] = trainer.epoch
+    result[EPOCH] = trainer.epoch
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -41,7 +41,7 @@ import optuna
 from polsess.config import flatten
 
 from ..errors import TuneInputError
-from ..names import FINISHED
+from ..names import COMPLETED, EARLY_STOPPED, FINISHED
 from ..space.param import Param, is_number
 from .results import Experiment, TrialRecord
 
@@ -142,7 +142,7 @@ def importance_study(exp: Experiment) -> optuna.Study:
         frozen.append(optuna.trial.create_trial(params=values, distributions=dists, value=score))
     if len(frozen) < MIN_TRIALS:
         c = exp.counts()
-        why = (f"{c.get('COMPLETED', 0)} completed and {c.get('EARLY_STOPPED', 0)} early-stopped trials, "
+        why = (f"{c.get(COMPLETED, 0)} completed and {c.get(EARLY_STOPPED, 0)} early-stopped trials, "
                f"{len(scored)} of them with a finite {exp.metric}"
                + (f", {skipped} of those with values outside search.json's space" if skipped else ""))
         raise TuneInputError(

@@ -18,7 +18,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from ..errors import TuneInputError
-from ..names import COMPLETED, CURVE_METRIC, EARLY_STOPPED, ERROR
+from ..names import COMPLETED, CURVE_METRIC, EARLY_STOPPED, EPOCH, ERROR
 from .results import Experiment, TrialRecord
 
 __all__ = [
@@ -56,7 +56,7 @@ def trial_curve(trial: TrialRecord, metric: str = CURVE_METRIC) -> tuple[list[in
     for i, row in enumerate(trial.history):
         v = row.get(metric)
         if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
-            xs.append(int(row.get("epoch", i + 1)))
+            xs.append(int(row.get(EPOCH, i + 1)))
             ys.append(float(v))
     return xs, ys
 
@@ -119,7 +119,7 @@ def figure_val_sisdr(exp: Experiment) -> Figure:
         ax.text(0.5, 0.5, f"no trial reported {CURVE_METRIC} yet", ha="center", va="center",
                 transform=ax.transAxes, color="0.4")
 
-    ax.set_xlabel("epoch")
+    ax.set_xlabel(EPOCH)
     ax.set_ylabel("val SI-SDR (dB)")
     ax.set_title(f"{exp.path.name}: val SI-SDR per epoch ({plotted} of {len(exp.trials)} trials)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -53,8 +53,8 @@ def to_json(exp: Experiment) -> dict[str, Any]:
             "trial_id": t.trial_id,
             "status": t.status,
             "config": t.config,
-            "best_val_sisdr": max(val) if val else None,
-            "last_val_sisdr": val[-1] if val else None,
+            f"best_{CURVE_METRIC}": max(val) if val else None,
+            f"last_{CURVE_METRIC}": val[-1] if val else None,
             "epochs": t.epochs,
             "checkpoint": str(ckpt) if ckpt else None,  # the best epoch's: what evaluate wants
             "latest_checkpoint": str(latest) if latest else None,

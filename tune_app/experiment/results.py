@@ -16,7 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TuneInputError
-from ..names import COMPLETED, DONE_TRAINING, EARLY_STOPPED, EPOCH, FINISHED, PENDING, RAY_TERMINATED, UNKNOWN
+from ..names import (
+    COMPLETED,
+    DEFAULT_METRIC,
+    DONE_TRAINING,
+    EARLY_STOPPED,
+    EPOCH,
+    FINISHED,
+    PENDING,
+    RAY_TERMINATED,
+    UNKNOWN,
+)
 from . import layout
 
 
@@ -106,7 +116,7 @@ def load_experiment(path: str | Path) -> Experiment:
     if not layout.has_experiment_state(path):
         raise TuneInputError(f"{path}: holds no Ray Tune experiment (no {layout.EXPERIMENT_STATE_GLOB})")
     search = layout.read_json(path / layout.SEARCH_FILE) or {}
-    metric = search.get("metric", "val_sisdr")
+    metric = search.get("metric", DEFAULT_METRIC)
     mode = search.get("mode", "max")
     states = _trial_states(path)
     trials = []

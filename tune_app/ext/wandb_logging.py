@@ -33,6 +33,7 @@ from ray.air.integrations.wandb import WANDB_ENV_VAR, WandbLoggerCallback, _Wand
 from ray.air.util.node import _force_on_current_node
 from ray.tune.experiment import Trial
 
+from ..names import EPOCH
 from .trial_files import trial_results
 from .wandb_offline import read_offline_run
 
@@ -49,7 +50,7 @@ def logged_epochs(wandb_dir: str | None, run_id: str) -> set[int]:
             run = read_offline_run(folder)
         except (OSError, ValueError):
             continue
-        epochs.update(int(row["epoch"]) for row in run.history if isinstance(row.get("epoch"), (int, float)))
+        epochs.update(int(row[EPOCH]) for row in run.history if isinstance(row.get(EPOCH), (int, float)))
     return epochs
 
 
@@ -171,11 +172,11 @@ class EpochWandbLoggerCallback(WandbLoggerCallback):
     def _backfill(self, trial: Trial) -> None:
         """Re-send epochs Tune recorded but a killed logging actor never flushed to disk."""
         for row in trial_results(trial):
-            if isinstance(row.get("epoch"), (int, float)) and int(row["epoch"]) not in self._logged[trial.trial_id]:
+            if isinstance(row.get(EPOCH), (int, float)) and int(row[EPOCH]) not in self._logged[trial.trial_id]:
                 self.log_trial_result(int(row.get("training_iteration", 0)), trial, row)
 
     def log_trial_result(self, iteration: int, trial: Trial, result: dict[str, Any]) -> None:
-        epoch = result.get("epoch")
+        epoch = result.get(EPOCH)
         if epoch is None:
             return super().log_trial_result(iteration, trial, result)
         seen = self._logged.setdefault(trial.trial_id, logged_epochs(self.kwargs.get("dir"), trial.trial_id))
@@ -192,7 +193,7 @@ class EpochWandbLoggerCallback(WandbLoggerCallback):
         for trial in trials:
             if trial.trial_id in self._logged or trial.status not in (Trial.TERMINATED, Trial.ERROR):
                 continue  # started by this driver: its own actor has had every result
-            recorded = {int(r["epoch"]) for r in trial_results(trial) if isinstance(r.get("epoch"), (int, float))}
+            recorded = {int(r[EPOCH]) for r in trial_results(trial) if isinstance(r.get(EPOCH), (int, float))}
             self._logged[trial.trial_id] = logged_epochs(self.kwargs.get("dir"), trial.trial_id)
             if recorded - self._logged[trial.trial_id]:
                 super().log_trial_start(trial)  # its actor finishes with the others below

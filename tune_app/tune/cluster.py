@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ NETWORK_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "beegfs"
                        "ceph", "fuse.sshfs", "fuse.juicefs", "fuse.s3fs", "fuse.gcsfuse", "9p", "virtiofs"}
 
 
-def token_source(env: os._Environ | dict[str, str] = os.environ) -> str | None:
+def token_source(env: Mapping[str, str] = os.environ) -> str | None:
     """Where a Ray auth token would come from on this machine (the token itself is never read)."""
     if env.get("RAY_AUTH_TOKEN"):
         return "RAY_AUTH_TOKEN"

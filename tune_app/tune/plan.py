@@ -12,6 +12,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,7 @@ class RunPlan:
         return "://" in self.storage
 
 
-def wandb_key_configured(env: dict[str, str] | os._Environ = os.environ) -> bool:
+def wandb_key_configured(env: Mapping[str, str] = os.environ) -> bool:
     """An API key in the env, or `wandb login`'s netrc entry (we never read the key itself)."""
     if env.get("WANDB_API_KEY"):
         return True

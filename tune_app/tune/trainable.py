@@ -112,7 +112,7 @@ def restored_state(checkpoint: tune.Checkpoint | None) -> tuple[dict[str, Any] |
             return load_checkpoint(Path(local) / CHECKPOINT_FILE), []
     kept = [load_checkpoint(p / CHECKPOINT_FILE) for p in layout.checkpoint_dirs(folder.parent)
             if (p / CHECKPOINT_FILE).is_file()]
-    state = max(kept, key=lambda st: st["epoch"], default=None)
+    state = max(kept, key=lambda st: st[EPOCH], default=None)
     if state is None:
         raise FileNotFoundError(f"{folder.parent}: no checkpoint left to resume from")
     recorded = [int(r[EPOCH]) for r in layout.read_results(folder.parent) if isinstance(r.get(EPOCH), (int, float))]
