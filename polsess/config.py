@@ -110,8 +110,28 @@ class Config:
 # --------------------------------------------------------------------------- YAML
 
 
+MAX_YAML_BYTES = 1 << 20  # a config or sweep file is a few KB; parsing 50 MB of YAML takes minutes
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads ``1e-6`` as a float (YAML 1.1 wants ``1.0e-6``; sweep files don't)."""
+    """SafeLoader that reads ``1e-6`` as a float (YAML 1.1 wants ``1.0e-6``; sweep files don't) and
+    refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) or key is None:
+                if key in seen:
+                    raise _DuplicateKey(key, seen[key], key_node.start_mark.line + 1)
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, first: int, again: int) -> None:
+        super().__init__(key, first, again)
+        self.key, self.first, self.again = key, first, again
 
 
 _Loader.add_implicit_resolver(
@@ -133,13 +153,22 @@ def load_yaml(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: file not found; check the path")
+    size = path.stat().st_size
+    if size > MAX_YAML_BYTES:
+        raise ConfigError(f"{path}: {size / 2**20:.1f} MB, but a config or sweep file is a few KB "
+                          f"(limit {MAX_YAML_BYTES >> 20} MB); check that this is the right file")
     try:
         with path.open() as fh:
             return yaml.load(fh, Loader=_Loader)
+    except _DuplicateKey as dup:
+        raise ConfigError(f"{path}: line {dup.again}: key {dup.key!r} is given twice (first on line {dup.first}); "
+                          "keep one") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        if "'\\t'" in problem:  # PyYAML: "found character '\t' that cannot start any token"
+            raise ConfigError(f"{path}:{where}: a tab in the indentation; YAML is indented with spaces") from None
         raise ConfigError(f"{path}:{where}: malformed YAML ({problem}); fix the syntax") from None
 
 

@@ -144,6 +144,28 @@ def test_results_export_best_writes_a_trainable_config(search, tmp_path):
     assert lines[0].startswith("trial") and lines[4].startswith("6 trials:")  # header, 3 rows, summary
     assert "parameter importance" in table.stdout and "training.lr" in table.stdout
 
+    # Nothing a user made is overwritten: the same export again needs --force.
+    out.write_text("# my edits\n")
+    again = polsess_tune("results", str(folder), "--export-best", str(out))
+    assert again.returncode == 2 and "--force" in again.stderr and out.read_text() == "# my edits\n"
+    assert polsess_tune("results", str(folder), "--export-best", str(out), "--force").returncode == 0
+    assert load_config(out) == load_config(folder / "best_config.yaml")
+
+
+def test_the_local_clusters_token_file_is_private(search):
+    token = Path.home() / ".ray" / "auth_token"
+    if not token.exists():
+        pytest.skip("this Ray wrote no token file for a local cluster")
+    assert token.stat().st_mode & 0o077 == 0, oct(token.stat().st_mode)
+
+
+def test_results_into_a_closed_pipe_ends_quietly(search):
+    folder, _ = search
+    # `true` exits without reading, so every write of `results` meets a closed pipe.
+    proc = subprocess.run(f"{sys.executable} -m tune_app.cli results {folder} --json | true", shell=True, cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert "BrokenPipeError" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
 
 @needs_shared
 def test_a_research_sweep_runs_for_real_when_made_tiny(demo_corpus, tmp_path):

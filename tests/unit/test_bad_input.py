@@ -67,6 +67,30 @@ CASES = [
     ("--set without '='", lambda t: ["--set", "lr"], ["--set", "KEY=VALUE"]),
     ("experiment name taken", lambda t: ["--name", "taken", "--storage", str(_taken(t))], ["taken", "resume"]),
     ("experiment name with a slash", lambda t: ["--name", "a/b"], ["--name"]),
+    # the fault battery's cases
+    ("--storage names a file", lambda t: ["--storage", str(_write(t, "f", "x"))], ["--storage", "a file"]),
+    ("--name names a file", lambda t: ["--storage", str(t / "runs"), "--name", _file_named(t, "exp")],
+     ["exp: a file has this name"]),
+    ("a 300-character name", lambda t: ["--name", "n" * 300], ["--name", "300 characters"]),
+    ("storage that cannot be created", lambda t: ["--storage", str(_write(t, "f", "x") / "sub")],
+     ["--storage", "cannot be created"]),
+    ("--seed below 0", lambda t: ["--seed", "-1"], ["--seed -1", "0..4294967295"]),
+    ("--seed above 2^32-1", lambda t: ["--seed", str(2**32)], ["--seed 4294967296"]),
+    ("NaN eta", lambda t: ["--space", str(_write(t, "e.yaml", "method: random\nearly_terminate: "
+     "{type: hyperband, min_iter: 1, eta: .nan}\nparameters:\n  lr: {values: [0.1, 0.2]}\n"))], ["eta"]),
+    ("NaN --reduction-factor", lambda t: ["--reduction-factor", "nan"], ["--reduction-factor nan", "finite"]),
+    ("NaN --cpus-per-trial", lambda t: ["--cpus-per-trial", "nan"], ["--cpus-per-trial nan", "finite"]),
+    ("inf --gpus-per-trial", lambda t: ["--gpus-per-trial", "inf"], ["--gpus-per-trial inf", "finite"]),
+    ("--max-failures below 0", lambda t: ["--max-failures", "-1"], ["--max-failures -1", "no limit"]),
+    ("duplicate key in a sweep file", lambda t: ["--space", str(_space(t, "  lr: {values: [0.1]}\n"
+     "  lr: {values: [0.2, 0.3]}\n"))], ["space.yaml", "'lr' is given twice", "keep one"]),
+    ("a grid of 10^10 points", lambda t: ["--space", str(_write(t, "g.yaml", "method: grid\nparameters:\n" + "".join(
+     f"  {k}: {{values: [{', '.join(str(i) for i in range(1, 11))}]}}\n"
+     for k in ("N", "B", "H", "X", "R", "batch_size", "num_epochs", "lr_patience", "max_bad_batches",
+               "early_stopping_patience"))))], ["the grid has 1e+10 points"]),
+    ("a 50 MB sweep file", lambda t: ["--space", str(_big(t))], ["big.yaml", "MB", "right file"]),
+    ("tabs in a sweep file", lambda t: ["--space", str(_write(t, "tab.yaml", "method: bayes\nparameters:\n\tlr: 1\n"))],
+     ["tab.yaml", "indented with spaces"]),
 ]
 
 
@@ -78,6 +102,20 @@ def _write(tmp: Path, name: str, text: str) -> Path:
 def _mkdir(tmp: Path, name: str) -> Path:
     (tmp / name).mkdir()
     return tmp / name
+
+
+def _file_named(tmp: Path, name: str) -> str:
+    (tmp / "runs").mkdir(exist_ok=True)
+    (tmp / "runs" / name).write_text("not an experiment")
+    return name
+
+
+def _big(tmp: Path) -> Path:
+    path = tmp / "big.yaml"
+    with path.open("w") as fh:
+        fh.write("method: bayes\nparameters:\n  lr: {values: [0.1, 0.2]}\n")
+        fh.write(("# " + "x" * 1000 + "\n") * 50_000)
+    return path
 
 
 def _taken(tmp: Path) -> Path:
@@ -110,6 +148,49 @@ def test_bad_input_is_one_line_exit_2_and_no_ray(case, tmp_path, demo_corpus, ca
     assert _sessions() == before  # no Ray session was started
     assert time.monotonic() - start < 10
     assert not (tmp_path / "runs" / "taken" / "tuner.pkl").exists()
+
+
+def test_the_grid_is_counted_not_built_even_in_a_dry_run(tmp_path, capsys):
+    grid = CASES[[c[0] for c in CASES].index("a grid of 10^10 points")][1](tmp_path)
+    start = time.monotonic()
+    assert main(["run", "--dry-run", *grid]) == 2
+    assert "the grid has 1e+10 points" in capsys.readouterr().err
+    assert time.monotonic() - start < 10
+
+
+def test_a_folder_left_by_an_interrupted_start_up_is_reused_and_a_foreign_one_refused(tmp_path, demo_corpus):
+    from tune_app.builtin import default_config, default_space
+    from tune_app.cli.parser import build_parser
+    from tune_app.commands.options import config_overrides
+    from tune_app.errors import TuneInputError
+    from tune_app.tune.plan import prepare_run
+
+    def plan(name: str):
+        args = build_parser().parse_args(["run", "--storage", str(tmp_path), "--name", name, "--wandb", "disabled",
+                                          "--data-root", str(demo_corpus)])
+        return prepare_run(args, default_space(), default_config(), config_overrides(args))
+
+    (tmp_path / "left").mkdir()
+    (tmp_path / "left" / "search.json").write_text("{}")  # Ctrl-C before the first trial
+    assert any("stopped before its first trial" in n for n in plan("left").notes)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("months of work")
+    with pytest.raises(TuneInputError, match="not an experiment's"):
+        plan("mine")
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "months of work"
+
+
+def test_segment_longer_than_the_clips_is_a_warning(tmp_path, demo_corpus, capsys):
+    from tune_app.builtin import default_config, default_space
+    from tune_app.cli.parser import build_parser
+    from tune_app.commands.options import config_overrides
+    from tune_app.commands.run import check_corpus
+    from tune_app.tune.plan import prepare_run
+
+    args = build_parser().parse_args(["run", "--storage", str(tmp_path), "--wandb", "disabled",
+                                      "--data-root", str(demo_corpus), "--set", "segment_seconds=3"])
+    notes = check_corpus(prepare_run(args, default_space(), default_config(), config_overrides(args)))
+    assert notes and "segment_seconds 3 is longer than the shortest train clip (1.00 s)" in notes[0]
 
 
 def test_the_real_command_exits_2_within_seconds(tmp_path):

@@ -377,6 +377,29 @@ def test_missing_wav(corpus_copy: Path) -> None:
         ds[i]
 
 
+def test_check_files_reads_every_header_before_a_trial_does(corpus_copy: Path) -> None:
+    """A WAV cut to 10 bytes or of another rate fails the pre-start check, not a trial three times."""
+    df = metadata(corpus_copy, "train")
+    cut = corpus_copy / "train" / "mix" / df["mixFile"][1]
+    cut.write_bytes(cut.read_bytes()[:10])
+    other_rate = corpus_copy / "train" / "clean" / df["speaker1File"][2]
+    data, rate = sf.read(other_rate)
+    sf.write(other_rate, data, rate * 2)
+    ds = PolSESSDataset(corpus_copy, "train", "ES")
+    with pytest.raises(PolSESSDataError) as info:
+        ds.check_files()
+    text = str(info.value)
+    assert f"{cut}: unreadable audio header" in text
+    assert f"{other_rate}: 1 channel(s) at {rate * 2} Hz; the corpus is mono at {rate} Hz" in text
+    assert ds.check_files(headers=False) > 0  # existence alone passes
+
+
+def test_check_files_records_the_shortest_mix(demo_corpus: Path) -> None:
+    ds = PolSESSDataset(demo_corpus, "val", "ES")
+    ds.check_files()
+    assert ds.shortest_mix == min(sf.info(ds.files_for(i)["mix"]).frames for i in range(len(ds)))
+
+
 def test_sample_rate_mismatch(corpus_copy: Path) -> None:
     df = metadata(corpus_copy, "val")
     path = corpus_copy / "val" / "clean" / df["speaker1File"][2]

@@ -8,6 +8,7 @@ The CLI parses, dispatches to :mod:`tune_app.commands` and turns the user's mist
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .parser import build_parser
@@ -62,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `polsess-tune results … | head`: the reader left. Python's own advice: point stdout at devnull
+        # so the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except Exception as exc:
         status = _exit_status(exc)
         if status is None:

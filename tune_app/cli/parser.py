@@ -90,5 +90,6 @@ def add_results_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top", type=int, default=10, help="rows to show (default 10)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--export-best", type=Path, metavar="FILE", help="write the best config as an experiment YAML")
+    p.add_argument("--force", action="store_true", help="with --export-best: overwrite FILE if it exists")
     p.add_argument("--plots", action="store_true",
                    help="write val_sisdr_per_epoch.png and parameter_importance.png into the experiment folder")

@@ -13,7 +13,15 @@ from ..experiment.report import export_best, summary_line, table, to_json
 from ..experiment.results import Experiment, load_experiment
 
 
+def _check_export(args: argparse.Namespace) -> None:
+    """Nothing a user made is overwritten: an existing --export-best file needs --force."""
+    out = args.export_best
+    if out is not None and Path(out).exists() and not getattr(args, "force", False):
+        raise TuneInputError(f"--export-best {out}: the file exists; pass --force to overwrite it or pick another name")
+
+
 def cmd_results(args: argparse.Namespace) -> int:
+    _check_export(args)
     if (Path(args.experiment) / layout.STAGES_FILE).exists():
         return staged_results(Path(args.experiment), args)
     exp = load_experiment(args.experiment)

@@ -19,13 +19,21 @@ from .options import config_overrides, resolve_data_root
 DRY_RUN_SAMPLES = 3
 
 
-def check_corpus(plan: RunPlan) -> None:
-    """The corpus must be in PolSESS layout before a single trial is scheduled."""
+def check_corpus(plan: RunPlan) -> list[str]:
+    """The corpus must be in PolSESS layout, every WAV header readable, before a trial is scheduled
+    (a bad file would otherwise fail each trial and each of its retries). Returns warnings."""
     from polsess.data import PolSESSDataset
 
     cfg = plan.base
+    notes = []
     for subset, limit in (("train", cfg.data.train_max_samples), ("val", cfg.data.val_max_samples)):
-        PolSESSDataset(cfg.data.data_root, subset=subset, task=cfg.data.task, max_samples=limit).check_files()
+        ds = PolSESSDataset(cfg.data.data_root, subset=subset, task=cfg.data.task, max_samples=limit)
+        ds.check_files()
+        seconds = (ds.shortest_mix or 0) / ds.sample_rate
+        if cfg.data.segment_seconds and ds.shortest_mix is not None and cfg.data.segment_seconds > seconds:
+            notes.append(f"warning: data.segment_seconds {cfg.data.segment_seconds:g} is longer than the shortest "
+                         f"{subset} clip ({seconds:.2f} s); such clips are zero-padded")
+    return notes
 
 
 def print_dry_run(plan: RunPlan, as_json: bool, stages: list[dict] | None = None) -> None:
@@ -84,17 +92,20 @@ def cmd_run(args: argparse.Namespace) -> int:
                                                      "overrides": s.overrides, "top_k": s.top_k} for s in stages])
             return 0
         plan.base.data.data_root = resolve_data_root(plan.base.data.data_root)
-        check_corpus(plan)
+        for note in check_corpus(plan):
+            print(note)
         return run_staged(plan, stages, saved_args(args))
     if args.dry_run:
         print_dry_run(plan, args.json)
         return 0
     plan.base.data.data_root = resolve_data_root(plan.base.data.data_root)
-    check_corpus(plan)
+    corpus_notes = check_corpus(plan)
     if plan.wandb_note:
         print(plan.wandb_note)
     for note in plan.notes:
         print(f"note: {note}")
+    for note in corpus_notes:
+        print(note)
     if plan.warm_start is not None:
         print(plan.warm_start.summary_line())
     print(f"search {plan.name}: {plan.num_samples} trials of {len(plan.spec.space)} parameters "

@@ -6,6 +6,7 @@ W&B's hyperband becomes Ray's ASHA: ``min_iter`` is the grace period, ``eta`` th
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .context import Ctx
@@ -65,7 +66,7 @@ def _hyperband(ctx: Ctx, block: dict[str, Any], sched: SchedulerSpec) -> None:
             ctx.fail(f"early_terminate.{k}",
                      "unknown key; hyperband takes min_iter, max_iter, s, eta, strict")
     eta = block.get("eta", 3)
-    if not is_number(eta) or eta <= 1:
+    if not is_number(eta) or not math.isfinite(eta) or eta <= 1:
         ctx.fail("early_terminate.eta", f"expected a number > 1, got {eta!r}")
     sched.type = "asha"
     sched.reduction_factor = float(eta)

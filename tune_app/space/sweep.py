@@ -28,8 +28,9 @@ from ..names import DEFAULT_METRIC, METRICS
 from .context import Ctx
 from .distributions import check_keys, check_value, distribution_name, grid_expand, make_param
 from .param import Param, fmt, is_number
-from .schedule import SCHEDULERS, read_scheduler
+from .schedule import read_scheduler
 from .spec import SearchSpec
+from .tune_section import read_tune
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
@@ -43,10 +44,7 @@ _WANDB_ONLY_KEYS = ("apiVersion", "kind", "controller", "job", "image_uri", "met
 
 
 _METHODS = ("bayes", "random", "grid")
-
-
-_TUNE_KEYS = ("num_samples", "max_concurrent_trials", "resources_per_trial", "seed", "points_to_evaluate",
-              "tags", "grace_period", "reduction_factor", "scheduler")
+GRID_POINTS_LIMIT = 100_000  # Optuna's GridSampler builds the whole product in memory
 
 
 def resolve_param_name(name: str, *, source: str, key: str, paths: typing.Iterable[str] = FIELD_PATHS) -> str:
@@ -118,7 +116,7 @@ def search_from_dict(
     if method not in _METHODS:
         ctx.fail("method", f"unknown method {method!r}; use bayes, random or grid")
 
-    tune = _read_tune(ctx, raw.get("tune"))
+    tune = read_tune(ctx, raw.get("tune"))
 
     # ---- parameters: flatten nested blocks, pull out `config`, resolve names
     params_raw = raw.get("parameters")
@@ -176,6 +174,10 @@ def search_from_dict(
     if method == "grid":
         for param in space.values():
             grid_expand(ctx, f"parameters.{param.name}", param)
+        points = math.prod(len(p.values or ()) for p in space.values())  # counted, never built
+        if points > GRID_POINTS_LIMIT:
+            ctx.fail("parameters", f"the grid has {points:.3g} points (limit {GRID_POINTS_LIMIT:,}); list fewer "
+                                   "values, or use method: random or bayes with a run_cap")
     if not space:
         ctx.note("nothing is searched: every parameter is fixed")
 
@@ -310,49 +312,6 @@ def _read_metric(ctx: Ctx, block: Any) -> tuple[str, str, float | None]:
     if target is not None and (not is_number(target) or not math.isfinite(target)):
         ctx.fail("metric.target", f"expected a number, got {target!r}")
     return name, mode, None if target is None else float(target)
-
-
-def _read_tune(ctx: Ctx, block: Any) -> dict[str, Any]:
-    """Our own `tune:` section: things W&B's format has no place for."""
-    if block is None:
-        return {}
-    if not isinstance(block, dict):
-        ctx.fail("tune", "expected a mapping")
-    out: dict[str, Any] = {}
-    for k, v in block.items():
-        key = f"tune.{k}"
-        if k not in _TUNE_KEYS:
-            ctx.fail(key, f"unknown key; tune: takes {', '.join(_TUNE_KEYS)}")
-        if k in ("num_samples", "max_concurrent_trials", "grace_period"):
-            out[k] = ctx.pos_int(key, v)
-        elif k == "seed":
-            out[k] = ctx.pos_int(key, v, minimum=0)
-        elif k == "reduction_factor":
-            if not is_number(v) or v <= 1:
-                ctx.fail(key, f"expected a number > 1, got {v!r}")
-            out[k] = float(v)
-        elif k == "scheduler":
-            if v not in SCHEDULERS:
-                ctx.fail(key, f"unknown scheduler {v!r}; use asha, median or fifo")
-            out[k] = v
-        elif k == "resources_per_trial":
-            if not isinstance(v, dict):
-                ctx.fail(key, "expected {cpu: N, gpu: N}")
-            for rk, rv in v.items():
-                if rk not in ("cpu", "gpu"):
-                    ctx.fail(f"{key}.{rk}", "unknown resource; use cpu and gpu")
-                if not is_number(rv) or rv < 0:
-                    ctx.fail(f"{key}.{rk}", f"expected a number >= 0, got {rv!r}")
-            out[k] = {"cpu": float(v.get("cpu", 1)), "gpu": float(v.get("gpu", 0))}
-        elif k == "tags":
-            if not isinstance(v, list) or not all(isinstance(t, str) for t in v):
-                ctx.fail(key, f"expected a list of strings, got {v!r}")
-            out[k] = list(v)
-        else:  # points_to_evaluate
-            if not isinstance(v, list):
-                ctx.fail(key, "expected a list of {name: value} mappings")
-            out[k] = v
-    return out
 
 
 def _num_samples(ctx: Ctx, raw: dict[str, Any], tune: dict[str, Any], method: str,

@@ -27,6 +27,11 @@ NETWORK_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "beegfs"
                        "ceph", "fuse.sshfs", "fuse.juicefs", "fuse.s3fs", "fuse.gcsfuse", "9p", "virtiofs"}
 
 
+def default_token_file() -> Path:
+    """Where Ray keeps a machine's cluster token."""
+    return Path.home() / ".ray" / "auth_token"
+
+
 def token_source(env: Mapping[str, str] = os.environ) -> str | None:
     """Where a Ray auth token would come from on this machine (the token itself is never read)."""
     if env.get("RAY_AUTH_TOKEN"):
@@ -34,7 +39,7 @@ def token_source(env: Mapping[str, str] = os.environ) -> str | None:
     path = env.get("RAY_AUTH_TOKEN_PATH")
     if path and Path(path).expanduser().is_file():
         return f"RAY_AUTH_TOKEN_PATH ({path})"
-    default = Path.home() / ".ray" / "auth_token"
+    default = default_token_file()
     if default.is_file():
         return str(default)
     return None

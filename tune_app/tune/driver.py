@@ -172,6 +172,7 @@ def start_ray(address: str | None, wandb_mode: str = "offline") -> None:
         # "local" always starts a new cluster: a bare ray.init() would attach to whatever `ray start`
         # left on this machine, even a head that has since died.
         ray.init(address="local", include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+        tighten_token_file()
         return
     from .cluster import attach_error, enable_token_auth, runtime_env
 
@@ -180,6 +181,20 @@ def start_ray(address: str | None, wandb_mode: str = "offline") -> None:
         ray.init(address=address, logging_level="WARNING", log_to_driver=False, runtime_env=runtime_env(wandb_mode))
     except (ConnectionError, RuntimeError, ray.exceptions.AuthenticationError) as exc:
         raise attach_error(address, exc, source) from None
+
+
+def tighten_token_file() -> None:
+    """Ray writes the token of a local cluster to ~/.ray/auth_token readable by everyone (0644); it
+    is a credential for the cluster, so only its owner may read it."""
+    from .cluster import default_token_file
+
+    token = default_token_file()
+    try:
+        if token.is_file() and token.stat().st_mode & 0o077:
+            token.chmod(0o600)
+            token.parent.chmod(0o700)
+    except OSError:  # another user's file: leave it
+        pass
 
 
 def forward_sigterm_to_tune() -> None:

@@ -24,6 +24,7 @@ from ..experiment.layout import SEARCH_FILE, WANDB_DIR
 from ..experiment.warm_start import WarmStart
 from ..ext.ray_internals import local_gpu_count
 from ..space import SearchSpec, describe, load_search, sample_configs
+from . import checks
 
 DEFAULT_NUM_SAMPLES = 8
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -125,6 +126,8 @@ def prepare_run(args: argparse.Namespace, default_space: Path, default_config: P
     if num_samples < 1:
         raise TuneInputError(f"--num-samples {num_samples}: must be at least 1")
     seed = args.seed if args.seed is not None else (spec.seed if spec.seed is not None else 0)
+    checks.check_seed(seed)
+    checks.check_max_failures(args.max_failures)
 
     resources = spec.resources_per_trial or {}
     cpus = args.cpus_per_trial if args.cpus_per_trial is not None else float(resources.get("cpu", 1))
@@ -136,7 +139,7 @@ def prepare_run(args: argparse.Namespace, default_space: Path, default_config: P
 
         check_address(args.address)
     try:
-        _check_resources(cpus, float(gpus), args.address)
+        checks.check_resources(cpus, float(gpus), args.address)
     except TuneInputError as exc:
         if not args.dry_run:
             raise
@@ -144,12 +147,15 @@ def prepare_run(args: argparse.Namespace, default_space: Path, default_config: P
     max_concurrent = args.max_concurrent if args.max_concurrent is not None else spec.max_concurrent
     if max_concurrent is not None and max_concurrent < 1:
         raise TuneInputError(f"--max-concurrent {max_concurrent}: must be at least 1")
+    note = checks.concurrency_note(max_concurrent, cpus, float(gpus), args.address)
+    if note:
+        notes.append(note)
 
     if args.grace_period is not None:
         spec.scheduler.grace_period = args.grace_period
     if args.reduction_factor is not None:
         spec.scheduler.reduction_factor = args.reduction_factor
-    _check_scheduler(spec, base)
+    checks.check_scheduler(spec, base)
 
     # Every sampled config must build: a range that makes an invalid model fails here, not in a trial.
     if spec.space:
@@ -162,9 +168,9 @@ def prepare_run(args: argparse.Namespace, default_space: Path, default_config: P
     storage = args.storage or "runs"
     if "://" not in storage:
         storage = str(Path(storage).expanduser().resolve())
+        checks.check_storage(storage)
     name = args.name or f"{spec.name or Path(space_file).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if not NAME_RE.match(name):
-        raise TuneInputError(f"--name {name!r}: use letters, digits, '.', '_' or '-' only")
+    checks.check_name(name, NAME_RE)
 
     mode, note = choose_wandb_mode(args.wandb)
     plan = RunPlan(
@@ -174,7 +180,7 @@ def prepare_run(args: argparse.Namespace, default_space: Path, default_config: P
         max_failures=args.max_failures, address=args.address, resume=args.resume, notes=notes, warm_start=warm,
     )
     if not args.dry_run and not plan.is_uri:
-        _check_experiment_folder(plan)
+        plan.notes += checks.check_experiment_folder(Path(plan.experiment_path), plan.resume)
     return plan
 
 
@@ -185,46 +191,6 @@ def _resolve(name: str) -> str:
         return resolve_name(name)
     except ConfigError as exc:
         raise TuneInputError(f"--set {exc}") from None
-
-
-def _check_resources(cpus: float, gpus: float, address: str | None) -> None:
-    if cpus <= 0:
-        raise TuneInputError(f"--cpus-per-trial {cpus:g}: must be > 0")
-    if gpus < 0:
-        raise TuneInputError(f"--gpus-per-trial {gpus:g}: must be >= 0")
-    if gpus > 1 and not float(gpus).is_integer():
-        raise TuneInputError(f"--gpus-per-trial {gpus:g}: fractions must be below 1 (e.g. 0.25), or whole GPUs")
-    if address:
-        return  # checked against the cluster once attached
-    have = local_gpu_count()
-    if gpus > have:
-        raise TuneInputError(
-            f"--gpus-per-trial {gpus:g}: this machine has {have} GPU(s); use --gpus-per-trial 0"
-            + (f" to {have}" if have else "") + " or attach to a cluster with --address"
-        )
-    have_cpus = os.cpu_count() or 1
-    if cpus > have_cpus:
-        raise TuneInputError(f"--cpus-per-trial {cpus:g}: this machine has {have_cpus} CPUs")
-
-
-def _check_scheduler(spec: SearchSpec, base: Config) -> None:
-    sched = spec.scheduler
-    if sched.type == "asha":
-        if sched.grace_period is not None and sched.grace_period < 1:
-            raise TuneInputError(f"grace period {sched.grace_period}: must be at least 1 epoch")
-        if sched.reduction_factor is not None and sched.reduction_factor <= 1:
-            raise TuneInputError(f"reduction factor {sched.reduction_factor:g}: must be > 1 (e.g. 2 or 3)")
-    sched.fit_to(base.training.num_epochs)
-
-
-def _check_experiment_folder(plan: RunPlan) -> None:
-    folder = Path(plan.experiment_path)
-    exists = folder.exists() and any(folder.iterdir())
-    if exists and not plan.resume:
-        raise TuneInputError(
-            f"{folder}: an experiment with this name already exists; resume it with "
-            f"`polsess-tune resume {folder}` or pick another --name"
-        )
 
 
 def write_search_file(plan: RunPlan) -> None:

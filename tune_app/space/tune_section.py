@@ -1,0 +1,66 @@
+"""The sweep file's ``tune:`` section: Ray settings W&B's format has no place for.
+
+``num_samples``, ``max_concurrent_trials``, ``resources_per_trial: {cpu, gpu}``, ``seed``,
+``points_to_evaluate``, ``tags``, ``grace_period``, ``reduction_factor``, ``scheduler``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .context import Ctx
+from .param import is_number
+from .schedule import SCHEDULERS
+
+MAX_SEED = 2**32 - 1
+
+
+_TUNE_KEYS = ("num_samples", "max_concurrent_trials", "resources_per_trial", "seed", "points_to_evaluate",
+              "tags", "grace_period", "reduction_factor", "scheduler")
+
+
+def read_tune(ctx: Ctx, block: Any) -> dict[str, Any]:
+    """Our own `tune:` section: things W&B's format has no place for."""
+    if block is None:
+        return {}
+    if not isinstance(block, dict):
+        ctx.fail("tune", "expected a mapping")
+    out: dict[str, Any] = {}
+    for k, v in block.items():
+        key = f"tune.{k}"
+        if k not in _TUNE_KEYS:
+            ctx.fail(key, f"unknown key; tune: takes {', '.join(_TUNE_KEYS)}")
+        if k in ("num_samples", "max_concurrent_trials", "grace_period"):
+            out[k] = ctx.pos_int(key, v)
+        elif k == "seed":
+            out[k] = ctx.pos_int(key, v, minimum=0)
+            if out[k] > MAX_SEED:
+                ctx.fail(key, f"{v} is above {MAX_SEED}; samplers take seeds in 0..{MAX_SEED}")
+        elif k == "reduction_factor":
+            if not is_number(v) or not math.isfinite(v) or v <= 1:
+                ctx.fail(key, f"expected a number > 1, got {v!r}")
+            out[k] = float(v)
+        elif k == "scheduler":
+            if v not in SCHEDULERS:
+                ctx.fail(key, f"unknown scheduler {v!r}; use asha, median or fifo")
+            out[k] = v
+        elif k == "resources_per_trial":
+            if not isinstance(v, dict):
+                ctx.fail(key, "expected {cpu: N, gpu: N}")
+            for rk, rv in v.items():
+                if rk not in ("cpu", "gpu"):
+                    ctx.fail(f"{key}.{rk}", "unknown resource; use cpu and gpu")
+                if not is_number(rv) or not math.isfinite(rv) or rv < 0:
+                    ctx.fail(f"{key}.{rk}", f"expected a number >= 0, got {rv!r}")
+            out[k] = {"cpu": float(v.get("cpu", 1)), "gpu": float(v.get("gpu", 0))}
+        elif k == "tags":
+            if not isinstance(v, list) or not all(isinstance(t, str) for t in v):
+                ctx.fail(key, f"expected a list of strings, got {v!r}")
+            out[k] = list(v)
+        else:  # points_to_evaluate
+            if not isinstance(v, list):
+                ctx.fail(key, "expected a list of {name: value} mappings")
+            out[k] = v
+    return out
+
