@@ -96,7 +96,7 @@ def test_a_nan_loss_ends_one_trial_with_its_reason_and_the_search_goes_on(demo_c
          "--max-failures", "0", "--set", "num_epochs=2", *TINY],
         cwd=REPO, capture_output=True, text=True, timeout=600,
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]  # a trial errored: the search says so
     exp = load_experiment(tmp_path / "nan")
     by_limit = {t.config["training"]["max_bad_batches"]: t for t in exp.trials}
     assert by_limit[1].status == "ERROR"
@@ -104,15 +104,45 @@ def test_a_nan_loss_ends_one_trial_with_its_reason_and_the_search_goes_on(demo_c
     assert by_limit[1000].status == "COMPLETED" and by_limit[1000].epochs == 2
     assert f"trial {by_limit[1].trial_id} errored: " in proc.stdout
     assert "2 trials: 1 completed, 0 early-stopped, 1 error" in proc.stdout
+    assert "search failed: 1 of 2 trials errored, all with TrainingDiverged: loss was NaN/Inf" in proc.stdout
+    assert [t.trial_id for t in exp.ranked()] == [by_limit[1000].trial_id]  # the errored trial is not ranked
+    assert f"trial {by_limit[1000].trial_id}" in (tmp_path / "nan" / "best_config.yaml").read_text()
 
     # Errored trials are the user's call on resume: --restart-errored runs them again from scratch
     # (a new trial id); the completed trial is left as it was.
     done_before = (by_limit[1000].path / "result.json").read_bytes()
     again = subprocess.run([sys.executable, "-m", "tune_app.cli", "resume", str(tmp_path / "nan"), "--restart-errored"],
                            cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert again.returncode == 1, again.stdout[-3000:] + again.stderr[-3000:]
     after = {t.trial_id: t for t in load_experiment(tmp_path / "nan").trials}
     assert by_limit[1].trial_id not in after and len(after) == 2
     (restarted,) = [t for t in after.values() if t.trial_id != by_limit[1000].trial_id]
     assert restarted.status == "ERROR" and restarted.config["training"]["max_bad_batches"] == 1
     assert (by_limit[1000].path / "result.json").read_bytes() == done_before
+
+
+def _poisoned_copy(demo_corpus: Path, tmp_path: Path) -> Path:
+    """The demo corpus with every train mix NaN: every batch's loss is NaN."""
+    corpus = tmp_path / "PolSESS_test"
+    shutil.copytree(demo_corpus, corpus)
+    for bad in (corpus / "train" / "mix").glob("*.wav"):
+        info = sf.info(bad)
+        sf.write(bad, np.full(info.frames, np.nan, dtype=np.float32), info.samplerate, subtype="FLOAT")
+    return corpus
+
+
+def test_a_search_whose_every_trial_errors_exits_1_and_exports_nothing(demo_corpus, tmp_path):
+    corpus = _poisoned_copy(demo_corpus, tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tune_app.cli", "run", "--data-root", str(corpus), "--storage", str(tmp_path),
+         "--name", "failed", "--num-samples", "2", "--max-concurrent", "2", "--wandb", "disabled",
+         "--max-failures", "0", "--set", "num_epochs=2", "--set", "max_bad_batches=1", *TINY],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "search failed: 2 of 2 trials errored, all with TrainingDiverged: loss was NaN/Inf" in proc.stdout
+    assert "no trial finished with a score: no best config exported" in proc.stdout
+    assert not (tmp_path / "failed" / "best_config.yaml").exists()
+    export = subprocess.run([sys.executable, "-m", "tune_app.cli", "results", str(tmp_path / "failed"),
+                             "--export-best", str(tmp_path / "best.yaml")], cwd=REPO, capture_output=True, text=True)
+    assert export.returncode == 2 and "every trial errored; nothing to export" in export.stderr

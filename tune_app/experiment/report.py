@@ -14,7 +14,7 @@ from polsess.config import config_from_flat, flatten, save_config
 
 from ..errors import TuneInputError
 from ..names import COMPLETED, CURVE_METRIC, EARLY_STOPPED, ERROR, status_label
-from .results import Experiment
+from .results import Experiment, TrialRecord
 
 
 def short_name(path: str) -> str:
@@ -27,8 +27,14 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _all_ranked(exp: Experiment) -> list[TrialRecord]:
+    """The ranked trials, then the rest (errored, unscored) in their order."""
+    ranked = exp.ranked()
+    return ranked + [t for t in exp.trials if t not in ranked]
+
+
 def table(exp: Experiment, top: int | None = None) -> str:
-    rows = exp.ranked() + [t for t in exp.trials if t.best(exp.metric, exp.mode) is None]
+    rows = _all_ranked(exp)
     rows = rows[:top] if top else rows
     flat_configs = [flatten(t.config) for t in rows]
     params = exp.space or []
@@ -79,7 +85,9 @@ def export_best(exp: Experiment, out: str | Path) -> Path:
     """The best trial's full config as an experiment YAML that `polsess-tune train` accepts."""
     best = exp.best_trial()
     if best is None:
-        raise TuneInputError(f"{exp.path}: no trial reported {exp.metric} yet; nothing to export")
+        why = "every trial errored" if exp.trials and len(exp.errored()) == len(exp.trials) else \
+            f"no trial reported {exp.metric} yet"
+        raise TuneInputError(f"{exp.path}: {why}; nothing to export")
     cfg = config_from_flat(flatten(best.config))
     score = best.best(exp.metric, exp.mode)
     header = (f"Best config of {exp.path.name} (trial {best.trial_id}): {exp.metric} = {score:.3f} dB\n"
@@ -93,7 +101,7 @@ def write_csv(exp: Experiment, out: str | Path) -> Path:
     with out.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["trial_id", "status", *params, "epochs", f"best_{exp.metric}", "last_val_sisdr"])
-        for t in exp.ranked() + [t for t in exp.trials if t.best(exp.metric, exp.mode) is None]:
+        for t in _all_ranked(exp):
             flat = flatten(t.config)
             val = t.scores(CURVE_METRIC)
             writer.writerow([t.trial_id, t.status, *[flat.get(p, "") for p in params], t.epochs,

@@ -22,6 +22,7 @@ from ..names import (
     DONE_TRAINING,
     EARLY_STOPPED,
     EPOCH,
+    ERROR,
     FINISHED,
     PENDING,
     RAY_TERMINATED,
@@ -86,8 +87,10 @@ class Experiment:
     search: dict[str, Any]
 
     def ranked(self) -> list[TrialRecord]:
+        """Trials with a score, best first; errored ones are left out (their score says how a run
+        crashed, not how good its config is)."""
         sign = 1 if self.mode == "max" else -1
-        scored = [t for t in self.trials if t.best(self.metric, self.mode) is not None]
+        scored = [t for t in self.trials if t.status != ERROR and t.best(self.metric, self.mode) is not None]
         return sorted(scored, key=lambda t: -sign * t.best(self.metric, self.mode))
 
     def best_trial(self) -> TrialRecord | None:
@@ -99,6 +102,20 @@ class Experiment:
         for t in self.trials:
             out[t.status] = out.get(t.status, 0) + 1
         return out
+
+    def errored(self) -> list[TrialRecord]:
+        return [t for t in self.trials if t.status == ERROR]
+
+    def error_reasons(self) -> list[tuple[str, int, str]]:
+        """How trials errored, most frequent first: ``[(kind, count, one full reason), …]``, the kind
+        being the exception's name (the messages differ in their numbers: lr, batch, epoch)."""
+        groups: dict[str, list[str]] = {}
+        for t in self.errored():
+            reason = t.error or "unknown (see its error.txt)"
+            named = re.match(r"^([\w.]+):\s*(.*)$", reason, re.S)
+            kind, text = (named.group(1).rsplit(".", 1)[-1], named.group(2)) if named else ("an error", reason)
+            groups.setdefault(kind, []).append(text)
+        return sorted(((k, len(v), v[0]) for k, v in groups.items()), key=lambda g: -g[1])
 
     def is_finished(self, num_samples: int) -> bool:
         """All ``num_samples`` trials ended for good (an errored one is retried by a resume)."""

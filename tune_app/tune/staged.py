@@ -46,6 +46,7 @@ def run_staged(plan: RunPlan, stages: list[Stage], args: dict[str, Any], address
         saved = {"argv": args.get("argv", []), "args": args, "stages": [s.name for s in stages]}
         (parent / STAGES_FILE).write_text(json.dumps(saved, indent=2, default=str))
     previous: tuple[Experiment, RunPlan] | None = None
+    failed = False
     start = time.perf_counter()
     for stage in stages:
         stage_plan = _stage_plan(plan, stage, previous)
@@ -63,10 +64,12 @@ def run_staged(plan: RunPlan, stages: list[Stage], args: dict[str, Any], address
             write_search_file(stage_plan)
             execute(stage_plan)
         code = finish(folder, time.perf_counter() - start, stage.num_samples, resume_hint=parent)
-        if code != 0:
-            return code
-        previous = (load_experiment(folder), stage_plan)
+        exp = load_experiment(folder)
+        if code == 130 or exp.best_trial() is None:
+            return code  # interrupted, or nothing to narrow around: the next stage cannot start
+        failed = failed or code != 0  # some trials errored; the stage still has a best to go on from
+        previous = (exp, stage_plan)
     assert previous is not None
     best = export_best(previous[0], parent / BEST_CONFIG)
-    print(f"\nstaged search done; final best config: {best}")
-    return 0
+    print(f"\nstaged search done; final best config: {best}" + ("; some trials errored (see above)" if failed else ""))
+    return 1 if failed else 0

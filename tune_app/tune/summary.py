@@ -1,7 +1,8 @@
 """How a search ends on the console: the table, the errors, the summary line, the exit status.
 
 Shared by ``run``, ``resume`` and each stage of a staged search, so all three end the same way:
-an interrupted search says how to resume and exits 130; a finished one exports its best config.
+an interrupted search says how to resume and exits 130; a finished one exports its best config
+(leaving errored trials out) and exits 0, or 1 when any trial errored.
 """
 
 from __future__ import annotations
@@ -27,10 +28,19 @@ def finish(folder: Path, wall_s: float, num_samples: int, resume_hint: Path | No
     if unfinished:
         print(f"search interrupted; state saved. Resume it with: polsess-tune resume {resume_hint or folder}")
         return 130
+    errored = exp.errored()
+    if errored:
+        kind, count, reason = exp.error_reasons()[0]
+        print(f"search failed: {len(errored)} of {len(exp.trials)} trials errored, "
+              f"{'all' if count == len(errored) else count} with {kind}: {reason}")
     if exp.best_trial() is None:
-        print("no trial reported a score; see the errors above")
+        print("no trial finished with a score: no best config exported" if errored else
+              "no trial reported a score; see the errors above")
         return 1
     best = export_best(exp, folder / BEST_CONFIG)
-    print(f"best config: {best}")
+    print(f"best config: {best}" + (" (from the trials that did not error)" if errored else ""))
     print(f"results: polsess-tune results {folder}")
+    if errored:
+        print(f"rerun the errored trials with: polsess-tune resume {resume_hint or folder} --restart-errored")
+        return 1
     return 0
