@@ -146,3 +146,46 @@ def test_a_search_whose_every_trial_errors_exits_1_and_exports_nothing(demo_corp
     export = subprocess.run([sys.executable, "-m", "tune_app.cli", "results", str(tmp_path / "failed"),
                              "--export-best", str(tmp_path / "best.yaml")], cwd=REPO, capture_output=True, text=True)
     assert export.returncode == 2 and "every trial errored; nothing to export" in export.stderr
+
+
+def test_trials_that_all_fail_alike_stop_the_search_and_are_not_retried(demo_corpus, tmp_path):
+    corpus = _poisoned_copy(demo_corpus, tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tune_app.cli", "run", "--data-root", str(corpus), "--storage", str(tmp_path),
+         "--name", "same", "--num-samples", "8", "--max-concurrent", "2", "--wandb", "disabled",
+         "--max-failures", "2", "--set", "num_epochs=2", "--set", "max_bad_batches=1", *TINY],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "search stopped: the first 3 trials all failed with TrainingDiverged and none finished" in proc.stdout
+    exp = load_experiment(tmp_path / "same")
+    errored = [t for t in exp.trials if t.status == "ERROR"]
+    assert len(errored) >= 3 and len(exp.trials) < 8  # stopped early: the rest never started
+    state = json.loads(max((tmp_path / "same").glob("experiment_state-*.json")).read_text())
+    failures = {json.loads(t)["trial_id"]: json.loads(r).get("num_failures") for t, r in state["trial_data"]}
+    for trial in errored:
+        # Tune retried it twice (it cannot be told not to), and each retry re-raised the recorded error
+        # at once: the trial never got past its first epoch's first batch, and no retry trained.
+        assert failures[trial.trial_id] == 3, failures
+        assert (trial.path / "not_retried.pkl").is_file() and trial.history == []
+        assert "TrainingDiverged" in trial.error
+
+
+def test_restart_errored_after_the_cause_is_fixed_finishes_the_search(demo_corpus, tmp_path):
+    """The trials errored on a broken corpus; once it is fixed, `resume --restart-errored` reruns them
+    (new trial ids, unknown to the Optuna study until adopted) and the search ends well."""
+    corpus = _poisoned_copy(demo_corpus, tmp_path)
+    run = [sys.executable, "-m", "tune_app.cli", "run", "--data-root", str(corpus), "--storage", str(tmp_path),
+           "--name", "fixed", "--num-samples", "2", "--max-concurrent", "2", "--wandb", "disabled",
+           "--max-failures", "0", "--set", "num_epochs=2", "--set", "max_bad_batches=1", *TINY]
+    first = subprocess.run(run, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 1, first.stdout[-3000:] + first.stderr[-3000:]
+    shutil.rmtree(corpus)
+    shutil.copytree(demo_corpus, corpus)  # the data is fixed
+    again = subprocess.run([sys.executable, "-m", "tune_app.cli", "resume", str(tmp_path / "fixed"),
+                            "--restart-errored"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "KeyError" not in again.stdout + again.stderr
+    exp = load_experiment(tmp_path / "fixed")
+    assert len(exp.trials) == 2 and all(t.status in ("COMPLETED", "EARLY_STOPPED") for t in exp.trials)
+    assert (tmp_path / "fixed" / "best_config.yaml").is_file()

@@ -48,3 +48,19 @@ def test_errored_trial_fails_and_a_second_complete_is_ignored(searcher):
     searcher.on_trial_complete("crashed", result={"val_sisdr": 3.0, "done_training": False})
     (trial,) = _trials(searcher)
     assert trial.state == TrialState.FAIL
+
+
+def test_a_trial_the_study_never_asked_for_is_adopted_by_its_config(searcher):
+    """`resume --restart-errored` gives a restarted trial a new id: its first result used to be a KeyError."""
+    config = {"x": 0.25, "other": {"nested": 1}}
+    searcher.on_trial_result("restarted", {"val_sisdr": 1.0, "training_iteration": 1, "config": config})
+    searcher.on_trial_complete("restarted", result={"val_sisdr": 2.0, "training_iteration": 2, "done_training": True,
+                                                    "config": config})
+    (trial,) = _trials(searcher)
+    assert trial.params == {"x": 0.25} and trial.state == TrialState.COMPLETE and trial.value == 2.0
+    assert trial.intermediate_values == {1: 1.0, 2: 2.0}
+
+
+def test_an_unknown_trial_without_a_config_is_skipped_not_a_crash(searcher):
+    searcher.on_trial_complete("stranger", result={"val_sisdr": 2.0})
+    assert _trials(searcher) == []

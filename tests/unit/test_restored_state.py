@@ -47,5 +47,17 @@ def test_no_checkpoint_at_all(tmp_path):
     assert restored_state(None) == (None, [])
     empty = tmp_path / "trial_a" / "checkpoint_000001"
     empty.mkdir(parents=True)
-    with pytest.raises(FileNotFoundError, match="no checkpoint left to resume from"):
+    with pytest.raises(FileNotFoundError, match="no readable checkpoint left to resume from"):
         restored_state(tune.Checkpoint.from_directory(empty))
+
+
+def test_an_unreadable_newest_checkpoint_falls_back_to_the_newest_readable_one(tmp_path, capsys):
+    trial = tmp_path / "trial_a"
+    older = _checkpoint(trial, 1, epoch=2)
+    newest = _checkpoint(trial, 2, epoch=3)
+    (newest / "trainer.pt").write_bytes((newest / "trainer.pt").read_bytes()[:100])  # cut by a full disk
+    _recorded(trial, [1, 2])
+    state, unrecorded = restored_state(tune.Checkpoint.from_directory(newest))
+    assert state["epoch"] == 2 and unrecorded == []
+    assert "skipping checkpoint_000002, it cannot be read" in capsys.readouterr().out
+    assert older.is_dir()

@@ -31,6 +31,10 @@ def resume_experiment(folder: Path, restart_errored: bool, address: str | None) 
 
     for line in repair(folder) + restore_missing_checkpoints(folder):
         print(f"note: {line}")
+    # Resuming says the cause was fixed: the stop and the errors recorded as not worth retrying go.
+    (folder / layout.STOPPED_FILE).unlink(missing_ok=True)
+    for trial in layout.trial_dirs(folder):
+        (trial / layout.NOT_RETRIED_FILE).unlink(missing_ok=True)
     search = layout.read_json(folder / layout.SEARCH_FILE) or {}
     num_samples = int(search.get("num_samples", 0))
     exp = load_experiment(folder)

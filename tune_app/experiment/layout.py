@@ -34,6 +34,8 @@ BEST_CONFIG = "best_config.yaml"
 BACKUP_DIR = ".state-backup"
 WANDB_DIR = "wandb-runs"
 CHECKPOINT_FILE = "trainer.pt"  # the trainer's state inside each checkpoint folder
+NOT_RETRIED_FILE = "not_retried.pkl"  # in a trial folder: the error a retry re-raises (tune.trainable)
+STOPPED_FILE = "stopped.json"  # the search was stopped because its trials all failed alike
 
 
 def trial_dirname(trial_id: str) -> str:

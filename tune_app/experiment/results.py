@@ -111,9 +111,7 @@ class Experiment:
         being the exception's name (the messages differ in their numbers: lr, batch, epoch)."""
         groups: dict[str, list[str]] = {}
         for t in self.errored():
-            reason = t.error or "unknown (see its error.txt)"
-            named = re.match(r"^([\w.]+):\s*(.*)$", reason, re.S)
-            kind, text = (named.group(1).rsplit(".", 1)[-1], named.group(2)) if named else ("an error", reason)
+            kind, text = split_reason(t.error or "unknown (see its error.txt)")
             groups.setdefault(kind, []).append(text)
         return sorted(((k, len(v), v[0]) for k, v in groups.items()), key=lambda g: -g[1])
 
@@ -191,12 +189,22 @@ def _trial_states(path: Path) -> dict[str, dict[str, Any]]:
 def _error_reason(trial_dir: Path) -> str | None:
     """The exception line of the trial's error.txt: what a user needs, without the traceback."""
     try:
-        text = (trial_dir / layout.ERROR_FILE).read_text()
+        return reason_line((trial_dir / layout.ERROR_FILE).read_text())
     except OSError:
         return None
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def reason_line(traceback_text: str) -> str | None:
+    """The ``module.Error: message`` line of a traceback (its last such line), else its last line."""
+    lines = [line.strip() for line in traceback_text.splitlines() if line.strip()]
     reasons = [line for line in lines if re.match(r"^[\w.]+(Error|Exception|Diverged)\b.*:", line)]
     return (reasons[-1] if reasons else lines[-1]) if lines else None
+
+
+def split_reason(reason: str) -> tuple[str, str]:
+    """``polsess.trainer.TrainingDiverged: loss was …`` → ``("TrainingDiverged", "loss was …")``."""
+    named = re.match(r"^([\w.]+):\s*(.*)$", reason, re.S)
+    return (named.group(1).rsplit(".", 1)[-1], named.group(2)) if named else ("an error", reason)
 
 
 def _error_text(trial: dict[str, Any]) -> str | None:

@@ -3,7 +3,8 @@
 Each module works around an upstream gap that Ray Tune's or W&B's public API leaves open:
 
 - :mod:`.asha` — ASHA's rungs are not restored by ``Tuner.restore`` (ray#30838): replayed from disk;
-- :mod:`.optuna_search` — ``OptunaSearch`` tells Optuna an early-stopped trial as COMPLETE: PRUNED here;
+- :mod:`.optuna_search` — ``OptunaSearch`` tells Optuna an early-stopped trial as COMPLETE (PRUNED
+  here) and fails on a trial it never suggested (a ``--restart-errored`` one): adopted by its config;
 - :mod:`.wandb_logging` — Ray's W&B callback logs by iteration, twice after a restore, blocks the Tune
   loop on every put and puts the API key in a runtime_env Ray's agent logs: epoch steps, no repeats,
   one background sender, the key as an actor argument;
@@ -56,6 +57,7 @@ UPSTREAM: tuple[Private, ...] = (
     Private(_OPTUNA, "OptunaSearch._ot_study", "tune_app.ext.optuna_search", instance=True),
     Private(_OPTUNA, "OptunaSearch._ot_trials", "tune_app.ext.optuna_search", instance=True),
     Private(_OPTUNA, "OptunaSearch._completed_trials", "tune_app.ext.optuna_search", instance=True),
+    Private(_OPTUNA, "OptunaSearch._space", "tune_app.ext.optuna_search", instance=True),
     Private("optuna.trial._trial", "Trial._trial_id", "tune_app.ext.optuna_search", instance=True),
     # wandb_logging.py
     Private(_WANDB, "_WandbLoggingActor", "tune_app.ext.wandb_logging"),

@@ -120,16 +120,20 @@ def build_tuner(plan: RunPlan):
         max_report_frequency=30,
         sort_by_metric=True,
     )
-    stop = None
-    if spec.target is not None:
-        from ray.tune.stopper import FunctionStopper
+    from ray.tune.stopper import CombinedStopper, FunctionStopper
 
+    from .fail_fast import SameErrorStopper
+
+    fail_fast = SameErrorStopper(None if plan.is_uri else plan.experiment_path, plan.num_samples)
+    stop: Any = fail_fast
+    if spec.target is not None:
         target, sign = spec.target, (1 if spec.mode == "max" else -1)
-        stop = FunctionStopper(lambda _id, result: sign * result.get(spec.metric, -sign * 1e30) >= sign * target)
+        stop = CombinedStopper(fail_fast, FunctionStopper(
+            lambda _id, result: sign * result.get(spec.metric, -sign * 1e30) >= sign * target))
     run_config = RunConfig(
         name=plan.name,
         storage_path=plan.storage,
-        callbacks=build_callbacks(plan),
+        callbacks=[*build_callbacks(plan), fail_fast],
         checkpoint_config=CheckpointConfig(
             num_to_keep=1,  # Ray keeps the latest checkpoint too: best + latest
             checkpoint_score_attribute=spec.metric,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..experiment.layout import BEST_CONFIG, RESULTS_CSV
+from ..experiment.layout import BEST_CONFIG, RESULTS_CSV, STOPPED_FILE, read_json
 from ..experiment.report import error_lines, export_best, summary_line, table, write_csv
 from ..experiment.results import load_experiment
 from ..names import UNFINISHED
@@ -25,6 +25,10 @@ def finish(folder: Path, wall_s: float, num_samples: int, resume_hint: Path | No
         print(line)
     print(f"\n{summary_line(exp)} in {wall_s / 60:.1f} min")
     unfinished = len(exp.trials) < num_samples or any(t.status in UNFINISHED for t in exp.trials)
+    stopped = read_json(folder / STOPPED_FILE)
+    if unfinished and stopped:
+        print(f"search stopped: {stopped.get('reason')}; fix that, then `polsess-tune resume {resume_hint or folder}`")
+        return 1
     if unfinished:
         print(f"search interrupted; state saved. Resume it with: polsess-tune resume {resume_hint or folder}")
         return 130

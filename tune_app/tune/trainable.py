@@ -10,8 +10,10 @@ hand Tune the function, and a torch import there delays the first trial by 1.2 s
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
+import pickle
 import tempfile
 import time
 from pathlib import Path
@@ -45,11 +47,52 @@ def trial_device(gpus: float) -> str:
     return "cuda" if gpus > 0 and torch.cuda.is_available() else "cpu"
 
 
+def _non_retryable() -> tuple[type[BaseException], ...]:
+    """Errors that repeat on every attempt: bad data, a bad config, a diverged training."""
+    from polsess.config import ConfigError
+    from polsess.data import PolSESSDataError
+    from polsess.trainer import TrainingDiverged
+
+    return (PolSESSDataError, ConfigError, TrainingDiverged)
+
+
 def train_convtasnet(config: dict[str, Any]) -> None:
-    """Function trainable: resumes from ``tune.get_checkpoint()`` when Tune restores the trial."""
+    """Function trainable: resumes from ``tune.get_checkpoint()`` when Tune restores the trial.
+
+    Tune retries every failed trial up to ``--max-failures`` times and has no way to mark an error
+    as final. An error that would repeat (:func:`_non_retryable`) is recorded in the trial folder;
+    a retry raises it again at once instead of loading data and training up to the same point.
+    """
+    marker = _marker()
+    if marker is not None and marker.is_file():
+        try:
+            recorded = pickle.loads(marker.read_bytes())
+        except Exception:  # an unreadable record: train as usual
+            recorded = None
+        if isinstance(recorded, BaseException):
+            _log(f"not retried: {type(recorded).__name__} repeats on every attempt")
+            raise recorded
+    try:
+        _train(config)
+    except _non_retryable() as exc:
+        if marker is not None:
+            with contextlib.suppress(OSError, pickle.PicklingError):
+                marker.write_bytes(pickle.dumps(exc))
+        raise
+
+
+def _marker() -> Path | None:
+    try:
+        return Path(tune.get_context().get_trial_dir()) / layout.NOT_RETRIED_FILE
+    except Exception:  # outside a Tune session (a direct call in a test)
+        return None
+
+
+def _train(config: dict[str, Any]) -> None:
     import torch
 
     from polsess.trainer import Trainer
+
     cpus, gpus = trial_resources()
     threads = max(1, int(cpus))
     torch.set_num_threads(threads)
@@ -102,6 +145,7 @@ def restored_state(checkpoint: tune.Checkpoint | None) -> tuple[dict[str, Any] |
     ``num_to_keep`` has since deleted, and after Ctrl-C an epoch can be checkpointed but never
     recorded in ``result.json``.
     """
+    from polsess.config import ConfigError
     from polsess.trainer import load_checkpoint
 
     if checkpoint is None:
@@ -110,11 +154,15 @@ def restored_state(checkpoint: tune.Checkpoint | None) -> tuple[dict[str, Any] |
     if not isinstance(checkpoint.filesystem, pyarrow.fs.LocalFileSystem):
         with checkpoint.as_directory() as local:
             return load_checkpoint(Path(local) / CHECKPOINT_FILE), []
-    kept = [load_checkpoint(p / CHECKPOINT_FILE) for p in layout.checkpoint_dirs(folder.parent)
-            if (p / CHECKPOINT_FILE).is_file()]
-    state = max(kept, key=lambda st: st[EPOCH], default=None)
+    readable = []
+    for kept in layout.checkpoint_dirs(folder.parent):
+        try:
+            readable.append(load_checkpoint(kept / CHECKPOINT_FILE))
+        except ConfigError as exc:  # cut by a kill or a full disk: an older kept checkpoint may be whole
+            _log(f"skipping {kept.name}, it cannot be read ({exc}); resuming from an older one")
+    state = max(readable, key=lambda st: st[EPOCH], default=None)
     if state is None:
-        raise FileNotFoundError(f"{folder.parent}: no checkpoint left to resume from")
+        raise FileNotFoundError(f"{folder.parent}: no readable checkpoint left to resume from")
     recorded = [int(r[EPOCH]) for r in layout.read_results(folder.parent) if isinstance(r.get(EPOCH), (int, float))]
     return state, [m for m in state.get("history", []) if m[EPOCH] > max(recorded, default=0)]
 
