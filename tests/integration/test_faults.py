@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import soundfile as sf
 from helpers import REPO
 from processes import wait_for
@@ -189,3 +190,32 @@ def test_restart_errored_after_the_cause_is_fixed_finishes_the_search(demo_corpu
     exp = load_experiment(tmp_path / "fixed")
     assert len(exp.trials) == 2 and all(t.status in ("COMPLETED", "EARLY_STOPPED") for t in exp.trials)
     assert (tmp_path / "fixed" / "best_config.yaml").is_file()
+
+
+def test_a_full_disk_under_storage_is_one_error_line_and_resume_finishes_once_there_is_room(demo_corpus, tmp_path):
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(small)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.decode().strip()})")
+    try:
+        args = ["--num-samples", "4", "--max-concurrent", "2", "--wandb", "disabled", "--max-failures", "0",
+                "--set", "num_epochs=6", *TINY]
+        proc = subprocess.run([sys.executable, "-m", "tune_app.cli", "run", "--data-root", str(demo_corpus),
+                               "--storage", str(small), "--name", "full", *args],
+                              cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-3000:]
+        last = proc.stderr.strip().splitlines()[-1]
+        assert last == f"error: no space left under {small}; free space there and resume with " \
+                       f"`polsess-tune resume {small / 'full'}`", last
+        subprocess.run(["mount", "-o", "remount,size=64m", str(small)], check=True)  # space freed
+        again = subprocess.run([sys.executable, "-m", "tune_app.cli", "resume", str(small / "full")],
+                               cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+        exp = load_experiment(small / "full")
+        assert len(exp.trials) == 4 and all(t.status in ("COMPLETED", "EARLY_STOPPED") for t in exp.trials)
+        for trial in exp.trials:
+            epochs = [int(r["epoch"]) for r in _rows(trial.path / "result.json")]
+            assert epochs == list(range(1, len(epochs) + 1)), (trial.trial_id, epochs)  # none lost, none twice
+    finally:
+        subprocess.run(["umount", "-l", str(small)], capture_output=True)

@@ -116,7 +116,8 @@ def test_resume_after_a_kill_that_truncated_the_state_file(started):
     resume = _start(["resume", str(folder)], tmp_path / "resume.log")
     sessions.append(resume.pid)
     assert resume.wait(timeout=600) == 0, (tmp_path / "resume.log").read_text()[-4000:]
-    assert f"note: {state.name}: truncated by the kill; restored the copy" in (tmp_path / "resume.log").read_text()
+    assert f"note: {state.name}: cut short while it was written (a killed driver or a full disk); restored the copy" \
+        in (tmp_path / "resume.log").read_text()
     exp = load_experiment(folder)
     assert len(exp.trials) == SAMPLES
     assert all(t.status in ("COMPLETED", "EARLY_STOPPED") for t in exp.trials), [t.status for t in exp.trials]
@@ -134,13 +135,26 @@ def test_resume_after_ctrl_c(started):
     _resume_and_check(folder, tmp_path, before, sessions)
 
 
-def test_sigterm_saves_state_like_ctrl_c(started):
+def test_sigterm_saves_state_like_ctrl_c_even_when_sent_twice(started):
     proc, folder, tmp_path, _sessions = started
     wait_for(lambda: _interrupted_mid_search(folder) or proc.poll() is not None, 300, "a trial to report")
     os.kill(proc.pid, signal.SIGTERM)
+    os.kill(proc.pid, signal.SIGTERM)  # schedulers repeat it before their SIGKILL
     assert proc.wait(timeout=90) == 130
     assert "Resume it with: polsess-tune resume" in (tmp_path / "run.log").read_text()
     assert list(folder.glob("experiment_state-*.json"))
+
+
+def test_a_moved_experiment_is_refused_with_where_it_started(started):
+    proc, folder, tmp_path, _sessions = started
+    wait_for(lambda: _interrupted_mid_search(folder) or proc.poll() is not None, 300, "a trial to report")
+    os.kill(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=90) == 130
+    moved = folder.rename(tmp_path / "moved")
+    again = subprocess.run([sys.executable, "-m", "tune_app.cli", "resume", str(moved)], cwd=REPO,
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 2 and again.stderr.count("\n") == 1, again.stderr
+    assert f"this experiment was started at {folder}" in again.stderr and "move it back" in again.stderr
 
 
 def test_resume_refuses_what_it_cannot_resume(tmp_path):

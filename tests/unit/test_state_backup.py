@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tune_app.errors import TuneInputError
-from tune_app.ext.state_backup import BACKUP_DIR, backup, repair, restore_missing_checkpoints
+from tune_app.ext.state_backup import BACKUP_DIR, backup, end_cut_lines, repair, restore_missing_checkpoints
 
 STAMP = "2026-12-01_10-00-00"
 
@@ -34,7 +34,7 @@ def test_a_cut_state_file_brings_back_the_whole_backed_up_set(tmp_path):
     state = tmp_path / f"experiment_state-{STAMP}.json"
     state.write_bytes(state.read_bytes()[:7])  # ...and the kill cut this one mid-copy
     notes = repair(tmp_path)
-    assert len(notes) == 1 and state.name in notes[0] and "truncated" in notes[0]
+    assert len(notes) == 1 and state.name in notes[0] and "cut short while it was written" in notes[0]
     # All three are from the same moment: trials, trial counter and Optuna study agree.
     assert {name: (tmp_path / name).read_bytes() for name in saved} == saved
 
@@ -75,3 +75,29 @@ def test_a_checkpoint_named_by_a_stale_snapshot_is_recreated_from_the_newest_kep
                      "resuming from checkpoint_000004"]
     assert (trial / "checkpoint_000002" / "trainer.pt").read_bytes() == b"epoch 5"
     assert restore_missing_checkpoints(tmp_path) == []  # once is enough
+
+
+def test_every_state_file_gone_but_the_backup_readable_brings_the_backup_back(tmp_path):
+    saved = _state(tmp_path, 3)
+    backup(tmp_path)
+    for name in saved:
+        (tmp_path / name).unlink()
+    notes = repair(tmp_path)
+    assert len(notes) == 1 and "was missing; restored the backup" in notes[0]
+    assert {name: (tmp_path / name).read_bytes() for name in saved} == saved
+
+
+def test_a_result_line_cut_by_a_kill_is_ended_so_the_next_report_is_not_glued_on(tmp_path):
+    whole, cut = tmp_path / "trial_a", tmp_path / "trial_b"
+    for trial in (whole, cut):
+        trial.mkdir()
+    (whole / "result.json").write_text('{"epoch": 1}\n')
+    (cut / "result.json").write_text('{"epoch": 1}\n{"epoch": 2, "val_s')
+    assert end_cut_lines(tmp_path) == ["trial_b/result.json: its last report was cut by the kill; ended it"]
+    with (cut / "result.json").open("a") as fh:
+        fh.write('{"epoch": 2, "val_sisdr": 1.0}\n')  # what Tune appends on resume
+    from tune_app.experiment.layout import read_results
+
+    assert [r["epoch"] for r in read_results(cut)] == [1, 2]
+    assert (whole / "result.json").read_text() == '{"epoch": 1}\n'
+    assert end_cut_lines(tmp_path) == []

@@ -22,20 +22,27 @@ def resume_experiment(folder: Path, restart_errored: bool, address: str | None) 
         raise TuneInputError(f"{folder}: no such experiment folder; check the path (storage/name)")
     if (folder / layout.STAGES_FILE).exists():
         return resume_staged(folder, address)
+    from ..ext.state_backup import end_cut_lines, repair, restore_missing_checkpoints
+
+    search = layout.read_json(folder / layout.SEARCH_FILE) or {}
+    started_at = search.get("experiment_path")
+    if started_at and Path(started_at) != folder:
+        raise TuneInputError(
+            f"{folder}: this experiment was started at {started_at}; its W&B runs and state backup are tied "
+            f"to that path, so move it back there (or resume it from there) instead"
+        )
+    notes = repair(folder)
     if not layout.has_experiment_state(folder):
         raise TuneInputError(
             f"{folder}: holds no Ray Tune experiment state ({layout.EXPERIMENT_STATE_GLOB}); it never got as "
             "far as its first trial, or it is not an experiment folder: start it again with `polsess-tune run`"
         )
-    from ..ext.state_backup import repair, restore_missing_checkpoints
-
-    for line in repair(folder) + restore_missing_checkpoints(folder):
+    for line in notes + restore_missing_checkpoints(folder) + end_cut_lines(folder):
         print(f"note: {line}")
     # Resuming says the cause was fixed: the stop and the errors recorded as not worth retrying go.
     (folder / layout.STOPPED_FILE).unlink(missing_ok=True)
     for trial in layout.trial_dirs(folder):
         (trial / layout.NOT_RETRIED_FILE).unlink(missing_ok=True)
-    search = layout.read_json(folder / layout.SEARCH_FILE) or {}
     num_samples = int(search.get("num_samples", 0))
     exp = load_experiment(folder)
     # Errored trials count as unfinished: resume retries them from their last checkpoint, or from

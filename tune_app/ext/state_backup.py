@@ -69,22 +69,57 @@ def backup(folder: Path) -> None:
 
 
 def repair(folder: Path) -> list[str]:
-    """If a state file is truncated, put back the whole backed-up set (the files must agree with
-    each other: trials, generated-trial count, Optuna study); say what was done."""
+    """Put back the whole backed-up set (the files must agree with each other: trials, generated-trial
+    count, Optuna study) when a state file is cut short or every experiment state file is gone; say
+    what was done."""
     current = [newest(folder, pattern) for pattern in PATTERNS]
+    store = folder / BACKUP_DIR
+    if current[0] is None:  # every experiment_state-*.json deleted
+        saved = [newest(store, pattern) for pattern in PATTERNS]
+        if saved[0] is None or not all(readable(path) for path in saved if path is not None):
+            return []
+        for path in saved:
+            if path is not None:
+                shutil.copy2(path, folder / path.name)
+        return [f"{layout.EXPERIMENT_STATE_GLOB} was missing; restored the backup from {_when(saved[0])} "
+                "(with the other state files of that moment)"]
     broken = [path for path in current if path is not None and not readable(path)]
     if not broken:
         return []
-    saved = [folder / BACKUP_DIR / path.name for path in current if path is not None]
+    saved = [store / path.name for path in current if path is not None]
     if not all(readable(path) for path in saved):
         raise TuneInputError(
-            f"{broken[0]}: truncated (the driver was killed while writing it) and no readable backup exists; "
-            "this search cannot be resumed — start it again with `polsess-tune run`"
+            f"{broken[0]}: cut short while it was written (a killed driver or a full disk) and no readable backup "
+            "exists; this search cannot be resumed — start it again with `polsess-tune run`"
         )
     for path in saved:
         shutil.copy2(path, folder / path.name)
-    return [f"{path.name}: truncated by the kill; restored the copy from {saved[0].stat().st_mtime:.0f} "
-            "(with the other state files of that moment)" for path in broken]
+    return [f"{path.name}: cut short while it was written (a killed driver or a full disk); restored the copy "
+            f"from {_when(saved[0])} (with the other state files of that moment)" for path in broken]
+
+
+def _when(path: Path) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(path.stat().st_mtime))
+
+
+def end_cut_lines(folder: Path) -> list[str]:
+    """A kill mid-write can leave a trial's result.json without its final newline; Tune appends the
+    next report to that line, and both are lost. End each such file with a newline."""
+    fixed = []
+    for trial in layout.trial_dirs(folder):
+        results = trial / layout.RESULT_FILE
+        try:
+            with results.open("rb+") as fh:
+                fh.seek(0, os.SEEK_END)
+                if fh.tell() == 0:
+                    continue
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":
+                    fh.write(b"\n")
+                    fixed.append(f"{trial.name}/{layout.RESULT_FILE}: its last report was cut by the kill; ended it")
+        except OSError:
+            continue
+    return fixed
 
 
 def restore_missing_checkpoints(folder: Path) -> list[str]:

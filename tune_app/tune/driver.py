@@ -7,12 +7,16 @@ checkpoint of each trial, ``FailureConfig`` retrying trials whose worker died.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import sys
+from pathlib import Path
 from typing import Any
 
 from polsess.config import to_dict
 
+from ..errors import TuneInputError
 from ..experiment.layout import WANDB_DIR, trial_dirname
 from ..names import NOT_LOGGED, PROGRESS_COLUMNS
 from ..space import make_sampler, optuna_space
@@ -202,12 +206,46 @@ def tighten_token_file() -> None:
 
 
 def forward_sigterm_to_tune() -> None:
-    """A batch scheduler or a pre-empted node sends SIGTERM: stop as Ctrl-C does, saving state."""
+    """A batch scheduler or a pre-empted node sends SIGTERM: stop as Ctrl-C does, saving state.
+
+    Only the first one: Tune reads a second SIGINT as "quit now, skip saving", and schedulers often
+    repeat SIGTERM before their SIGKILL; the state saved by the first must still be printed."""
+    sent = []
 
     def handler(signum: int, frame: Any) -> None:
+        if sent:
+            print("already stopping: the search state is being saved", file=sys.stderr, flush=True)
+            return
+        sent.append(signum)
         signal.raise_signal(signal.SIGINT)
 
     signal.signal(signal.SIGTERM, handler)
+
+
+def disk_full(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or anything in its chain) is "no space left on device"."""
+    seen = 0
+    while exc is not None and seen < 20:
+        if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "No space left on device" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__ or getattr(exc, "cause", None)
+        seen += 1
+    return False
+
+
+def no_space_message(storage: str, folder: str) -> str:
+    return f"no space left under {storage}; free space there and resume with `polsess-tune resume {folder}`"
+
+
+def _fit(tuner: Any, storage: str, folder: str) -> Any:
+    """``tuner.fit()``, a full disk under the storage turned into one line (the last good state backup
+    and every finished trial stay; ``resume`` restores them)."""
+    try:
+        return tuner.fit()
+    except Exception as exc:
+        if disk_full(exc):
+            raise TuneInputError(no_space_message(storage, folder)) from None
+        raise
 
 
 def _set_wandb_env(mode: str) -> None:
@@ -231,7 +269,7 @@ def execute(plan: RunPlan):
             from .cluster import check_cluster
 
             check_cluster(plan.storage, plan.gpus_per_trial)
-        return build_tuner(plan).fit()
+        return _fit(build_tuner(plan), plan.storage, plan.experiment_path)
     finally:
         ray.shutdown()
 
@@ -256,6 +294,6 @@ def restore(folder: str, resources: dict[str, float], wandb_mode: str, restart_e
             resume_errored=not restart_errored,
             restart_errored=restart_errored,
         )
-        return tuner.fit()
+        return _fit(tuner, str(Path(folder).parent), folder)
     finally:
         ray.shutdown()

@@ -209,6 +209,7 @@ def write_search_file(plan: RunPlan) -> None:
         "wandb_project": plan.wandb_project,
         "max_failures": plan.max_failures,
         "data_root": plan.base.data.data_root,
+        "experiment_path": plan.experiment_path,  # where it started: a moved folder is refused on resume
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
     })
     (folder / SEARCH_FILE).write_text(json.dumps(info, indent=2, default=str))

@@ -37,6 +37,9 @@ def finish(folder: Path, wall_s: float, num_samples: int, resume_hint: Path | No
         kind, count, reason = exp.error_reasons()[0]
         print(f"search failed: {len(errored)} of {len(exp.trials)} trials errored, "
               f"{'all' if count == len(errored) else count} with {kind}: {reason}")
+        if any("No space left on device" in t.error for t in errored if t.error):
+            print(f"error: no space left under {folder.parent}; free space there and resume with "
+                  f"`polsess-tune resume {resume_hint or folder}` (errored trials continue from their checkpoints)")
     if exp.best_trial() is None:
         print("no trial finished with a score: no best config exported" if errored else
               "no trial reported a score; see the errors above")
