@@ -153,3 +153,39 @@ def test_resume_logs_epochs_a_killed_logging_actor_never_wrote(tmp_path: Path, m
         ray.shutdown()
 
     _assert_every_epoch_logged_once(wandb_root, base, 3)
+
+
+def test_logging_actors_end_with_their_trials_not_with_the_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Many short trials: each trial's logging actor (a process of ~250 MB) must be gone soon after its
+    trial ends, not kept until the whole search ends."""
+    ray = pytest.importorskip("ray")
+    from ray import tune
+
+    from tune_app.ext.wandb_logging import EpochWandbLoggerCallback
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    alive: list[int] = []
+
+    class Counting(EpochWandbLoggerCallback):
+        def log_trial_start(self, trial):
+            alive.append(len(self._trial_logging_actors))  # actors alive as a new trial starts
+            super().log_trial_start(trial)
+
+    def trainable(config: dict) -> None:
+        tune.report({"val_sisdr": config["base"], "epoch": 1})
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        results = tune.Tuner(
+            trainable,
+            param_space={"base": tune.grid_search([float(i) for i in range(12)])},
+            tune_config=tune.TuneConfig(max_concurrent_trials=2),
+            run_config=tune.RunConfig(name="many", storage_path=str(tmp_path / "ray_results"), verbose=0,
+                                      callbacks=[Counting(project="t", mode="offline", dir=str(tmp_path / "w"))]),
+        ).fit()
+    finally:
+        ray.shutdown()
+    assert not results.errors and len(alive) == 12
+    # Two trials run at once; a finished trial's actor may still be writing for a step or two.
+    assert max(alive) <= 5, alive
+    assert len(find_offline_runs(tmp_path / "w")) == 12

@@ -65,6 +65,7 @@ UPSTREAM: tuple[Private, ...] = (
     Private("ray.air.util.node", "_force_on_current_node", "tune_app.ext.wandb_logging"),
     Private(_WANDB, "WandbLoggerCallback._start_logging_actor", "tune_app.ext.wandb_logging"),
     Private(_WANDB, "WandbLoggerCallback._signal_logging_actor_stop", "tune_app.ext.wandb_logging"),
+    Private(_WANDB, "WandbLoggerCallback._cleanup_logging_actors", "tune_app.ext.wandb_logging"),
     Private(_WANDB, "WandbLoggerCallback._trial_logging_futures", "tune_app.ext.wandb_logging", instance=True),
     Private(_WANDB, "WandbLoggerCallback._logging_future_to_trial", "tune_app.ext.wandb_logging", instance=True),
     Private(_WANDB, "WandbLoggerCallback._trial_queues", "tune_app.ext.wandb_logging", instance=True),

@@ -15,7 +15,7 @@ one at a time and in order, but off the Tune loop.
 Private names used (see ``tune_app.ext.UPSTREAM``): ``_WandbLoggingActor``, ``_force_on_current_node``,
 and ``WandbLoggerCallback._start_logging_actor``, ``._trial_logging_futures``, ``._logging_future_to_trial``,
 ``._trial_queues``, ``._trial_logging_actors``, ``._remote_logger_class``, ``._signal_logging_actor_stop``,
-``._upload_timeout``; and the offline run files (:mod:`.wandb_offline`).
+``._cleanup_logging_actors``, ``._upload_timeout``; and the offline run files (:mod:`.wandb_offline`).
 """
 
 from __future__ import annotations
@@ -198,6 +198,14 @@ class EpochWandbLoggerCallback(WandbLoggerCallback):
             if recorded - self._logged[trial.trial_id]:
                 super().log_trial_start(trial)  # its actor finishes with the others below
                 self._backfill(trial)
+
+    def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        """End the logging actors whose trial has ended and whose run has finished writing, every loop
+        step: Ray's callback does it only when another trial ends, so with many short trials dozens of
+        finished actors (~250 MB each) stay alive until the search ends."""
+        super().on_step_end(iteration, trials, **info)
+        if self._trial_logging_futures:
+            self._cleanup_logging_actors()
 
     def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
         if self.kwargs.get("mode") == "offline":
