@@ -22,7 +22,9 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from polsess.config import ALL_VARIANTS, INDOOR_VARIANTS, OUTDOOR_VARIANTS, TASKS
+from polsess.config import ALL_VARIANTS, TASKS
+
+from .variants import check_variant_name, removed_components, row_variants, target_components
 
 if TYPE_CHECKING:
     import torch
@@ -45,49 +47,6 @@ COMPONENTS = {
 
 class PolSESSDataError(ValueError):
     """A problem with the corpus on disk; the message names the file and what is wrong with it."""
-
-
-def row_variants(indoor: bool) -> tuple[str, ...]:
-    """The MM-IPC variants a row can take: reverb variants exist only where there is reverb."""
-    return INDOOR_VARIANTS if indoor else OUTDOOR_VARIANTS
-
-
-def removed_components(variant: str, task: str, indoor: bool) -> tuple[str, ...]:
-    """What is subtracted from the mix for this variant and task (the research code's rules).
-
-    Each component appears once even when two rules ask for it (ES on an indoor C row).
-    """
-    if variant not in row_variants(indoor):
-        kind = "indoor" if indoor else "outdoor"
-        raise ValueError(f"variant {variant!r} does not fit an {kind} row ({', '.join(row_variants(indoor))})")
-    if task not in TASKS:
-        raise ValueError(f"task {task!r}: use one of {', '.join(TASKS)}")
-    out: list[str] = []
-    if "S" not in variant:
-        out.append("scene")
-    if "E" not in variant:
-        out.append("event")
-        if indoor:
-            out.append("ev_reverb")
-    if indoor and variant == "C":
-        out += ["sp1_reverb", "sp2_reverb"]
-    if task == "ES":
-        out.append("speaker2")
-        if indoor and "sp2_reverb" not in out:
-            out.append("sp2_reverb")
-    return tuple(out)
-
-
-def target_components(task: str) -> tuple[str, ...]:
-    if task not in TASKS:
-        raise ValueError(f"task {task!r}: use one of {', '.join(TASKS)}")
-    return ("speaker1",) if task == "ES" else ("speaker1", "speaker2")
-
-
-def _check_variant_name(v: Any, what: str) -> str:
-    if v not in ALL_VARIANTS:
-        raise ValueError(f"{what}: unknown MM-IPC variant {v!r}; variants are {', '.join(ALL_VARIANTS)}")
-    return v
 
 
 class PolSESSDataset:
@@ -167,12 +126,13 @@ class PolSESSDataset:
             i = int(np.flatnonzero(partial)[0])
             raise PolSESSDataError(f"{self.csv_path}: row {i} ({md['mixFile'].iloc[i]}) has only some of "
                                    f"{', '.join(REVERB_COLUMNS)} filled; indoor rows need all three, outdoor none")
-        self._indoor: list[bool] = reverb.all(axis=1).tolist()
-        self._paths: dict[str, list[str | None]] = {}
+        self._all_indoor: list[bool] = reverb.all(axis=1).tolist()
+        self._all_paths: dict[str, list[str | None]] = {}
         for comp, (folder, column) in COMPONENTS.items():
             base = os.path.join(self.subset_dir, folder)
-            self._paths[comp] = [os.path.join(base, str(v)) if isinstance(v, str) else None
-                                 for v in md[column].tolist()]
+            self._all_paths[comp] = [os.path.join(base, str(v)) if isinstance(v, str) else None
+                                     for v in md[column].tolist()]
+        self._all_metadata = md
 
     def __len__(self) -> int:
         return len(self.metadata)
@@ -189,19 +149,33 @@ class PolSESSDataset:
 
     @allowed_variants.setter
     def allowed_variants(self, variants: Iterable[str] | None) -> None:
-        """Checked at once against every row: a list that fits none of a row's variants is an error."""
+        """Restrict the variants, as the research loader does: a list that fits only indoor rows
+        (``["SER"]``, ``["R", "SR"]``) keeps only the indoor rows, one that fits only outdoor rows
+        (``["SE"]``, ``["E"]``) only the outdoor ones, any other list every row. ``len()``,
+        ``metadata`` and the indices follow the kept rows. A list that fits no row is an error."""
         if variants is None:
             self._allowed = None
+            self._keep(list(range(len(self._all_indoor))))
             return
         if isinstance(variants, str):
             raise ValueError(f"allowed_variants {variants!r}: give a list of variants, e.g. [{variants!r}]")
-        chosen = tuple(_check_variant_name(v, "allowed_variants") for v in variants)
+        chosen = tuple(check_variant_name(v, "allowed_variants") for v in variants)
         if not chosen:
             raise ValueError(f"allowed_variants: empty list; give some of {', '.join(ALL_VARIANTS)} or None")
-        for indoor in (True, False):
-            if indoor in self._indoor:
-                self._compatible(self._indoor.index(indoor), chosen)  # raises, naming the row's mix file
+        kinds = {indoor for indoor in (True, False) if any(v in row_variants(indoor) for v in chosen)}
+        rows = [i for i, indoor in enumerate(self._all_indoor) if indoor in kinds]
+        if not rows:
+            kind, other = ("indoor", "SE, S, E") if True in kinds else ("outdoor", "SER, SR, ER, R")
+            raise PolSESSDataError(f"{self.csv_path}: allowed_variants {list(chosen)} fit only {kind} rows, and "
+                                   f"this subset has none; allow {other} or C as well")
         self._allowed = chosen
+        self._keep(rows)
+
+    def _keep(self, rows: list[int]) -> None:
+        """The view the dataset shows: these rows of the subset, renumbered from 0."""
+        self._indoor = [self._all_indoor[i] for i in rows]
+        self._paths = {comp: [paths[i] for i in rows] for comp, paths in self._all_paths.items()}
+        self.metadata = self._all_metadata.iloc[rows].reset_index(drop=True)
 
     @property
     def fixed_variant(self) -> str | None:
@@ -210,7 +184,7 @@ class PolSESSDataset:
 
     @fixed_variant.setter
     def fixed_variant(self, variant: str | None) -> None:
-        self._fixed = None if variant is None else _check_variant_name(variant, "fixed_variant")
+        self._fixed = None if variant is None else check_variant_name(variant, "fixed_variant")
 
     @property
     def indoor(self) -> list[bool]:
@@ -219,7 +193,7 @@ class PolSESSDataset:
 
     def indices_for_variant(self, variant: str) -> list[int]:
         """The rows this variant fits (indoor variants on indoor rows, outdoor on outdoor, C on all)."""
-        _check_variant_name(variant, "variant")
+        check_variant_name(variant, "variant")
         return [i for i, indoor in enumerate(self._indoor) if variant in row_variants(indoor)]
 
     def set_epoch(self, epoch: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 import shutil
@@ -231,16 +232,57 @@ def test_allowed_variants_setter(demo_corpus: Path) -> None:
     assert ds.allowed_variants is None  # a rejected value leaves the old one
 
 
-def test_variant_list_that_fits_no_row_is_an_error(demo_corpus: Path) -> None:
+def _single_kind_lists() -> list[tuple[str, ...]]:
+    """Every non-empty variant list that fits only one kind of row (no C): 15 indoor, 7 outdoor."""
+    out = []
+    for variants in (INDOOR[:-1], OUTDOOR[:-1]):
+        for k in range(1, len(variants) + 1):
+            out += list(itertools.combinations(variants, k))
+    return out
+
+
+@pytest.mark.parametrize("allowed", _single_kind_lists(), ids="-".join)
+def test_a_single_kind_variant_list_keeps_only_those_rows_as_the_research_loader_does(demo_corpus, allowed):
+    indoor_list = allowed[0] in INDOOR
     df = metadata(demo_corpus, "val")
-    outdoor_mixes = [r["mixFile"] for _, r in df.iterrows() if not is_indoor(r)]
-    with pytest.raises(PolSESSDataError, match="SER") as info:
-        PolSESSDataset(demo_corpus, "val", "ES", allowed_variants=["SER", "SR"])
-    assert any(m in str(info.value) for m in outdoor_mixes)
-    ds = PolSESSDataset(demo_corpus, "val", "ES")
-    with pytest.raises(PolSESSDataError, match=r"mix/.*\.wav"):
-        ds.allowed_variants = ["SE", "E"]  # outdoor only: indoor rows have nothing
-    assert ds.allowed_variants is None
+    # The research loader: filter the metadata, renumber, then random.Random(index) over the kept rows.
+    kept = df[[is_indoor(r) == indoor_list for _, r in df.iterrows()]].reset_index(drop=True)
+    ds = PolSESSDataset(demo_corpus, "val", "EB", allowed_variants=list(allowed))
+    assert 0 < len(ds) == len(kept) < len(df)
+    pd.testing.assert_frame_equal(ds.metadata, kept)
+    assert ds.indoor == [indoor_list] * len(kept)
+    for i, row in kept.iterrows():
+        variant = random.Random(i).choice(list(allowed))  # every listed variant fits a kept row
+        assert ds.variant_for(i) == variant
+        item = ds[i]
+        parts = {c: component(demo_corpus, "val", row, c) for c in row_files(demo_corpus, "val", row)}
+        want = parts["mix"] - sum((parts[c] for c in expected_removed(variant, "EB", indoor_list)),
+                                  np.zeros_like(parts["mix"]))
+        assert item["background_complexity"] == variant
+        np.testing.assert_allclose(item["mix"].numpy(), want, atol=1e-6)
+
+
+def test_lists_that_fit_both_kinds_keep_every_row_and_the_view_follows_the_setter(demo_corpus: Path) -> None:
+    df = metadata(demo_corpus, "train")
+    ds = PolSESSDataset(demo_corpus, "train", "ES")
+    for both in (["C"], ["SER", "SE"], ["R", "S", "C"]):
+        ds.allowed_variants = both
+        assert len(ds) == len(df)
+    ds.allowed_variants = ["SER"]  # a curriculum's indoor-only first stage
+    assert len(ds) == sum(is_indoor(r) for _, r in df.iterrows())
+    ds.allowed_variants = None  # and its later stage with every row again
+    assert len(ds) == len(df) and ds.metadata.equals(df)
+
+
+def test_a_variant_list_that_fits_no_row_is_an_error_naming_the_list(corpus_copy: Path) -> None:
+    csv = corpus_copy / "val" / f"corpus_{corpus_copy.name}_val_final.csv"
+    df = pd.read_csv(csv)
+    df[[not is_indoor(r) for _, r in df.iterrows()]].to_csv(csv, index=False)  # outdoor rows only
+    with pytest.raises(PolSESSDataError, match=r"allowed_variants \['SER', 'SR'\] fit only indoor rows") as info:
+        PolSESSDataset(corpus_copy, "val", "ES", allowed_variants=["SER", "SR"])
+    assert str(csv) in str(info.value)
+    ds = PolSESSDataset(corpus_copy, "val", "ES", allowed_variants=["SE"])
+    assert len(ds) == len(pd.read_csv(csv))
 
 
 def test_fixed_variant_and_indices_for_variant(demo_corpus: Path) -> None:
