@@ -26,3 +26,12 @@ def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
     if not enabled or device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def cpu_share(cpus: int, num_workers: int) -> tuple[int, int]:
+    """(torch threads, DataLoader workers) for a run given ``cpus`` CPUs: one thread per CPU, and
+    loader workers only where a CPU is spare (a worker process beside every busy core slows the step
+    more than it feeds it; ``benchmarks/threads.py``). ``polsess-tune train`` and every Tune trial
+    decide the same way, so a config trains at the same speed in both."""
+    threads = max(1, int(cpus))
+    return threads, max(0, min(num_workers, threads - 1))

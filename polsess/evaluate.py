@@ -17,16 +17,21 @@ def evaluate(trainer: Trainer, subset: str = "test", max_samples: int | None = N
     SI-SDRi leaves out rows whose input already is the target (SI-SDR above ``CLEAN_INPUT_DB``):
     their improvement is minus a near-infinite baseline, not a property of the model.
 
-    "overall" is the validation protocol: one variant per row, ``random.Random(index)`` over the
-    variants the row fits, so it is comparable with the numbers the tuner reports. Whole files are
-    scored (no cropping).
+    "overall": every row once, in one variant drawn per row (``random.Random(index)`` over every
+    variant the row fits). "validation": the protocol the trainer validates with, i.e. the rows and
+    variants ``training.validation_variants`` allows (``[SER, SE]`` keeps every row, ``[SER]`` the
+    indoor ones), one variant per row the same way: the number a search reports per trial, on this
+    subset. Whole files are scored (no cropping). ``n`` is the number of rows scored.
     """
     ds = make_dataset(trainer.cfg, subset, None, max_samples, whole_files=True)
     scores, improvements = trainer._scores(ds)
+    variants = trainer.cfg.training.validation_variants
+    protocol = make_dataset(trainer.cfg, subset, variants, max_samples, whole_files=True)
     out: dict[str, Any] = {
         "subset": subset,
         "task": trainer.cfg.data.task,
         "overall": _summary(scores, improvements),
+        "validation": {**_summary(*trainer._scores(protocol)), "validation_variants": variants},
         "variants": {},
     }
     for variant in ALL_VARIANTS:
@@ -52,9 +57,18 @@ def _summary(scores: list[float], improvements: list[float]) -> dict[str, float 
 
 
 def format_evaluation(result: dict[str, Any]) -> str:
-    lines = [f"{'variant':<8} {'n':>5} {'SI-SDR':>8} {'SI-SDRi':>8}"]
-    for name, row in [*result["variants"].items(), ("overall", result["overall"])]:
+    lines = [f"{'variant':<10} {'n':>5} {'SI-SDR':>8} {'SI-SDRi':>8}"]
+    rows = [*result["variants"].items(), ("overall", result["overall"]), ("validation", result["validation"])]
+    for name, row in rows:
         si_sdri = "n/a" if row["si_sdri"] is None else f"{row['si_sdri']:.2f}"
-        lines.append(f"{name:<8} {row['n']:>5} {row['si_sdr']:>8.2f} {si_sdri:>8}")
-    lines.append("(SI-SDRi is n/a where the input already is the target, e.g. variant C of ES/EB)")
+        lines.append(f"{name:<10} {row['n']:>5} {row['si_sdr']:>8.2f} {si_sdri:>8}")
+    allowed = result["validation"]["validation_variants"]
+    lines += [
+        "",
+        "n: rows scored. A variant row scores every row that variant fits.",
+        "overall: every row once, in one of the variants it fits (drawn per row as validation does).",
+        f"validation: training.validation_variants {allowed or 'all'}, one variant per row: the score "
+        "a search reports per trial (it reports it on the val subset).",
+        "SI-SDRi is n/a where the input already is the target, e.g. variant C of ES/EB.",
+    ]
     return "\n".join(lines)

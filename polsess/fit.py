@@ -13,7 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .config import Config, ConfigError, save_config
+from .device import cpu_share
 from .model import count_parameters
 from .trainer import Trainer
 
@@ -21,7 +24,9 @@ RESUME_OVERRIDABLE = ("training.num_epochs", "data.data_root", "training.device"
 
 
 def fit(cfg: Config | None, out_dir: str | Path, resume: bool = False, log: Callable[[str], None] = print,
-        resume_overrides: dict[str, Any] | None = None) -> Trainer:
+        resume_overrides: dict[str, Any] | None = None, cpus: int | None = None) -> Trainer:
+    """Train (or resume) into ``out_dir``; ``cpus``: the CPUs to use, as a trial uses them
+    (:func:`polsess.device.cpu_share`); None leaves torch's and the config's defaults."""
     out = Path(out_dir)
     last = out / "last.pt"
     if last.exists() and not resume:
@@ -37,7 +42,7 @@ def fit(cfg: Config | None, out_dir: str | Path, resume: bool = False, log: Call
         if fixed:
             raise ConfigError(f"{fixed[0]}: cannot change on --resume (only {', '.join(RESUME_OVERRIDABLE)}); "
                               "start a new run with another --out")
-        trainer = Trainer.from_checkpoint(last, overrides=overrides, log=log)
+        trainer = Trainer.from_checkpoint(last, overrides=overrides, log=log, num_threads=cpus)
         if overrides:
             save_config(trainer.cfg, out / "config.yaml", header="Resolved by polsess-tune train (resumed)")
         # The checkpoint's history is the truth: a kill between two writes can leave metrics.jsonl
@@ -46,8 +51,12 @@ def fit(cfg: Config | None, out_dir: str | Path, resume: bool = False, log: Call
         log(f"resuming {out} after epoch {trainer.epoch}")
     else:
         assert cfg is not None
-        trainer = Trainer(cfg, log=log)
+        trainer = Trainer(cfg, log=log, num_threads=cpus)
         save_config(trainer.cfg, out / "config.yaml", header="Resolved by polsess-tune train")
+    if cpus is not None:
+        torch.set_num_threads(cpu_share(cpus, 0)[0])
+        trainer.num_workers = cpu_share(cpus, trainer.num_workers)[1]
+    log(f"torch threads: {torch.get_num_threads()}, loader workers: {trainer.num_workers}")
     log(f"ConvTasNet {count_parameters(trainer.model) / 1e6:.2f}M params on {trainer.device}; "
         f"{len(trainer.train_set)} train / {len(trainer.val_set)} val rows; task {trainer.cfg.data.task}")
 
@@ -67,3 +76,4 @@ def fit(cfg: Config | None, out_dir: str | Path, resume: bool = False, log: Call
                 f"({time.perf_counter() - start:.1f} s)"
             )
     return trainer
+

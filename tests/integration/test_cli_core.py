@@ -282,6 +282,10 @@ def test_evaluate_json_and_table(trained_run, demo_corpus, cache):
     ds = PolSESSDataset(demo_corpus, subset="test")
     assert result["overall"]["n"] == len(ds)
     assert set(result["variants"]) == ALL_VARIANTS
+    validation = result.pop("validation")
+    assert validation.pop("validation_variants") == load_checkpoint(out / "best.pt")["config"]["training"][
+        "validation_variants"]
+    assert validation["n"] == len(PolSESSDataset(demo_corpus, subset="test", allowed_variants=validation_variants(out)))
     for variant, row in [*result["variants"].items(), ("overall", result["overall"])]:
         assert set(row) == {"si_sdr", "si_sdri", "n"}
         assert isinstance(row["si_sdr"], float), variant
@@ -295,17 +299,24 @@ def test_evaluate_json_and_table(trained_run, demo_corpus, cache):
     lines = table.stdout.strip().splitlines()
     assert lines[0].startswith(f"{out / 'best.pt'} (epoch {result['epoch']}), test subset, task ES")
     assert lines[1].split() == ["variant", "n", "SI-SDR", "SI-SDRi"]
-    rows = {parts[0]: parts[1:] for parts in (line.split() for line in lines[2:-1])}
-    assert lines[-1].startswith("(SI-SDRi is n/a")
-    assert set(rows) == ALL_VARIANTS | {"overall"}
+    blank = lines.index("")
+    rows = {parts[0]: parts[1:] for parts in (line.split() for line in lines[2:blank])}
+    notes = "\n".join(lines[blank + 1:])
+    assert "n: rows scored" in notes and "validation: training.validation_variants" in notes
+    assert "SI-SDRi is n/a" in notes
+    assert set(rows) == ALL_VARIANTS | {"overall", "validation"}
     for name, (n, sdr, sdri) in rows.items():
-        want = result["overall"] if name == "overall" else result["variants"][name]
+        want = {"overall": result["overall"], "validation": validation}.get(name) or result["variants"][name]
         assert int(n) == want["n"]
         assert float(sdr) == pytest.approx(want["si_sdr"], abs=0.006)
         if want["si_sdri"] is None:
             assert sdri == "n/a"
         else:
             assert float(sdri) == pytest.approx(want["si_sdri"], abs=0.006)
+
+
+def validation_variants(run: Path):
+    return load_checkpoint(run / "best.pt")["config"]["training"]["validation_variants"]
 
 
 def test_evaluate_a_missing_checkpoint_is_a_one_line_error(tmp_path, cache):

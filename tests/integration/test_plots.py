@@ -12,7 +12,14 @@ from helpers import SEARCH_EPOCHS
 
 from tune_app.errors import TuneInputError
 from tune_app.experiment.importance import format_importance, parameter_importance
-from tune_app.experiment.plots import IMPORTANCE_PNG, VAL_SISDR_PNG, figure_importance, figure_val_sisdr, write_plots
+from tune_app.experiment.plots import (
+    IMPORTANCE_PNG,
+    VAL_SISDR_PNG,
+    asha_cutoffs,
+    figure_importance,
+    figure_val_sisdr,
+    write_plots,
+)
 from tune_app.experiment.results import load_experiment
 
 EPOCHS = SEARCH_EPOCHS
@@ -80,6 +87,17 @@ def test_val_sisdr_figure_has_one_line_per_trial_and_early_stopped_ones_end_earl
     assert any(s.startswith(f"early-stopped (x = stop): {counts['EARLY_STOPPED']}") for s in legend)
     assert any(best.trial_id in s for s in legend)
     assert tuple(fig.get_size_inches() * fig.dpi) == (800, 500)
+    # Completed curves carry their trial id; ASHA's rung cut-offs are drawn where it decided.
+    labels = {t.get_gid(): t.get_text() for t in ax.texts if (t.get_gid() or "").startswith("label-")}
+    assert labels == {f"label-{t.trial_id}": t.trial_id for t in exp.trials if t.status == "COMPLETED"}
+    (rungs,) = [c for c in ax.collections if c.get_gid() == "asha-cutoffs"]
+    cutoffs = asha_cutoffs(exp)
+    assert [tuple(p) for p in rungs.get_offsets()] == pytest.approx(cutoffs)
+    assert cutoffs and cutoffs[0][0] == 1  # grace period 1, reduction factor 2: rungs at epochs 1, 2
+    for epoch, cut in cutoffs:
+        at = [r["val_sisdr"] for t in exp.trials for r in t.history if r["epoch"] == epoch]
+        assert min(at) <= cut <= max(at)
+    assert any("ASHA rung cut-off" in s for s in legend)
 
 
 def test_write_plots_writes_both_pngs_of_fixed_size_into_the_experiment_folder(experiment, tmp_path):

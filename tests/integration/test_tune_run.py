@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import EXAMPLES, REPO, SECRET_ENV, needs_shared
 from optuna.trial import TrialState
 
@@ -65,6 +66,10 @@ def test_every_trial_has_a_wandb_run_with_its_config_and_history(search):
         logged = [v for _, v in metric_history(run, "val_sisdr")]
         assert logged == pytest.approx(trial.scores("val_sisdr"))
         assert [int(s) for s, _ in metric_history(run, "epoch")] == list(range(1, trial.epochs + 1))
+        # Completed and early-stopped runs both exit 0: the summary and the tags tell them apart.
+        state = trial.status.lower().replace("_", "-")
+        assert (run.summary.get("end_state"), run.summary.get("epochs")) == (state, trial.epochs), run.run_id
+        assert state in run.tags
 
 
 def test_asha_stopped_some_trials_and_results_json_agrees_with_wandb(search):
@@ -143,6 +148,7 @@ def test_results_export_best_writes_a_trainable_config(search, tmp_path):
     lines = table.stdout.strip().splitlines()
     assert lines[0].startswith("trial") and lines[4].startswith("6 trials:")  # header, 3 rows, summary
     assert "parameter importance" in table.stdout and "training.lr" in table.stdout
+    assert "6 finished trials; with fewer than 10, a hint rather than a measurement" in table.stdout
 
     # Nothing a user made is overwritten: the same export again needs --force.
     out.write_text("# my edits\n")
@@ -181,3 +187,23 @@ def test_a_research_sweep_runs_for_real_when_made_tiny(demo_corpus, tmp_path):
     cfg = exp.trials[0].config
     assert cfg["data"]["task"] == "SB" and cfg["training"]["early_stopping_patience"] == 10
     assert cfg["training"]["curriculum_learning"][0]["variants"] == ["C", "R"]
+
+
+def test_evaluate_takes_the_checkpoint_folder_results_names(search, demo_corpus):
+    folder, proc = search
+    info = json.loads(polsess_tune("results", str(folder), "--json").stdout)
+    best = next(t for t in info["trials"] if t["trial_id"] == info["best"]["trial_id"])
+    ckpt = Path(best["checkpoint"])
+    assert ckpt.is_dir() and ckpt.name.startswith("checkpoint_")
+    # The best checkpoint is the best epoch's: it scores what the search ranked the trial by.
+    (trial,) = [t for t in load_experiment(folder).trials if t.trial_id == best["trial_id"]]
+    best_epoch = max(trial.history, key=lambda r: r["val_sisdr"])["epoch"]
+    assert torch.load(ckpt / "trainer.pt", weights_only=False)["epoch"] == best_epoch
+    assert f"best: trial {best['trial_id']}" in proc.stdout and f"polsess-tune evaluate {ckpt}" in proc.stdout
+    table = polsess_tune("results", str(folder))
+    assert f"checkpoint {ckpt}" in table.stdout
+    scored = polsess_tune("evaluate", str(ckpt), "--data-root", str(demo_corpus), "--subset", "val", "--json")
+    assert scored.returncode == 0, scored.stderr
+    result = json.loads(scored.stdout)
+    assert result["checkpoint"] == str(ckpt / "trainer.pt")
+    assert result["validation"]["validation_variants"] == ["SER", "SE"]

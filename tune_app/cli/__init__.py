@@ -55,8 +55,18 @@ def _exit_status(exc: Exception) -> int | None:
     return 1 if isinstance(exc, TrainingDiverged) else None
 
 
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """Parse; an unknown flag after a command gets that command's usage, not the top level's."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        args.subcommand_parsers[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+    del args.subcommand_parsers
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # a staged search stores it to resume
     try:
         return _dispatch(args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+TRAIN_THREADS = 1  # `train --threads` default; see benchmarks/README.md "train vs trial"
 DESCRIPTION = "polsess-tune: make-data, train, evaluate (no Ray) and run, resume, results (Ray Tune)."
 
 
@@ -14,43 +15,54 @@ def add_config_args(p: argparse.ArgumentParser, with_short_flags: bool = True) -
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set training.lr=3e-4 (repeatable)")
     if with_short_flags:
-        p.add_argument("--lr", type=float)
-        p.add_argument("--epochs", type=int)
-        p.add_argument("--batch-size", type=int)
-        p.add_argument("--task", choices=["ES", "EB", "SB"])
-        p.add_argument("--seed", type=int)
-        p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+        p.add_argument("--lr", type=float, help="learning rate (training.lr)")
+        p.add_argument("--epochs", type=int, help="epochs to train (training.num_epochs)")
+        p.add_argument("--batch-size", type=int, help="batch size (data.batch_size)")
+        p.add_argument("--task", choices=["ES", "EB", "SB"],
+                       help="ES: speaker 1 from the scene; EB: both speakers as one; SB: both, separated (data.task)")
+        p.add_argument("--seed", type=int, help="training seed: weights, crops, variants (training.seed)")
+        p.add_argument("--device", help="auto, cpu, cuda or cuda:N (training.device)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="polsess-tune", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("make-data", help="write a synthetic corpus in the PolSESS layout")
-    p.add_argument("root", type=Path)
-    p.add_argument("--train", type=int, default=160)
-    p.add_argument("--val", type=int, default=40)
-    p.add_argument("--test", type=int, default=40)
-    p.add_argument("--sample-rate", type=int, choices=[8000, 16000], default=8000)
-    p.add_argument("--seconds", type=float, default=4.0)
-    p.add_argument("--seed", type=int, default=0)
+    commands = {}
+    p = commands["make-data"] = sub.add_parser("make-data", help="write a synthetic corpus in the PolSESS layout")
+    p.add_argument("root", type=Path, help="the corpus folder to create (its name names the metadata CSVs)")
+    p.add_argument("--train", type=int, default=160, help="train rows (default 160)")
+    p.add_argument("--val", type=int, default=40, help="val rows (default 40)")
+    p.add_argument("--test", type=int, default=40, help="test rows (default 40)")
+    p.add_argument("--sample-rate", type=int, choices=[8000, 16000], default=8000, help="Hz (default 8000)")
+    p.add_argument("--seconds", type=float, default=4.0, help="length of every clip (default 4.0)")
+    p.add_argument("--seed", type=int, default=0, help="the same seed writes the same bytes (default 0)")
 
-    p = sub.add_parser("train", help="train one config (no Ray)")
+    p = commands["train"] = sub.add_parser("train", help="train one config (no Ray)")
     add_config_args(p)
     p.add_argument("--out", type=Path, help="run folder (default: runs/train-<time>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
+    p.add_argument("--threads", type=int, default=TRAIN_THREADS,
+                   help=f"CPUs to train on, as a trial with that many CPUs does: one torch thread each, loader "
+                        f"workers only on spare ones (default {TRAIN_THREADS}: fastest measured here, "
+                        "benchmarks/threads.py)")
 
-    p = sub.add_parser("evaluate", help="score a checkpoint per MM-IPC variant")
-    p.add_argument("checkpoint", type=Path)
-    p.add_argument("--data-root")
-    p.add_argument("--subset", default="test", choices=["train", "val", "test"])
-    p.add_argument("--max-samples", type=int)
-    p.add_argument("--device")
-    p.add_argument("--json", action="store_true")
+    p = commands["evaluate"] = sub.add_parser("evaluate", help="score a checkpoint per MM-IPC variant")
+    p.add_argument("checkpoint", type=Path,
+                   help="a .pt file, a search's checkpoint_* folder (results --json lists it) or a train run folder")
+    p.add_argument("--data-root", help="the corpus to score on (default: the one the checkpoint trained on)")
+    p.add_argument("--subset", default="test", choices=["train", "val", "test"], help="default test")
+    p.add_argument("--max-samples", type=int, help="score only the first N rows")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: the checkpoint's)")
+    p.add_argument("--json", action="store_true", help="one JSON object instead of the table")
 
-    add_run_args(sub.add_parser("run", help="run a Ray Tune search"))
-    add_resume_args(sub.add_parser("resume", help="resume an interrupted search"))
-    add_results_args(sub.add_parser("results", help="show or export a search's results"))
+    commands["run"] = sub.add_parser("run", help="run a Ray Tune search")
+    add_run_args(commands["run"])
+    commands["resume"] = sub.add_parser("resume", help="resume an interrupted search")
+    add_resume_args(commands["resume"])
+    commands["results"] = sub.add_parser("results", help="show or export a search's results")
+    add_results_args(commands["results"])
+    parser.set_defaults(subcommand_parsers=commands)  # for cli.parse: each command's own usage on a bad flag
     return parser
 
 
@@ -75,6 +87,8 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warm-start", type=Path, metavar="CSV_OR_EXPERIMENT",
                    help="hand past runs inside the space to Optuna as evaluated points (W&B export or experiment)")
     p.add_argument("--resume", action="store_true", help="resume the experiment --name in --storage")
+    p.add_argument("--verbose", action="store_true",
+                   help="Ray's own status table and logs instead of one line per trial event")
     p.add_argument("--dry-run", action="store_true", help="print the resolved search and sample configs; no Ray")
     p.add_argument("--json", action="store_true", help="with --dry-run: one JSON object")
 
@@ -82,13 +96,14 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
 def add_resume_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("experiment", type=Path, help="the experiment folder (storage/name)")
     p.add_argument("--restart-errored", action="store_true", help="restart errored trials from scratch")
+    p.add_argument("--verbose", action="store_true", help="Ray's own logs as well (a search keeps its own view)")
     p.add_argument("--address", help="attach to a running Ray cluster: auto or HOST:PORT")
 
 
 def add_results_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("experiment", type=Path, help="the experiment folder (storage/name)")
     p.add_argument("--top", type=int, default=10, help="rows to show (default 10)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="one JSON object: trials, best, importance")
     p.add_argument("--export-best", type=Path, metavar="FILE", help="write the best config as an experiment YAML")
     p.add_argument("--force", action="store_true", help="with --export-best: overwrite FILE if it exists")
     p.add_argument("--plots", action="store_true",

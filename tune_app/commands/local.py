@@ -11,6 +11,7 @@ from typing import Any
 
 from ..builtin import default_config
 from ..errors import UsageError
+from ..experiment.layout import CHECKPOINT_FILE
 from ..names import EPOCH
 from .options import config_overrides, resolve_data_root
 
@@ -33,6 +34,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from polsess.fit import fit
 
     overrides = config_overrides(args)
+    if args.threads < 1:
+        raise UsageError(f"--threads {args.threads}: must be at least 1")
     if args.resume:
         if args.out is None:
             raise UsageError("--resume needs --out DIR (the run folder to continue)")
@@ -40,7 +43,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UsageError("--resume continues the config saved in --out; drop --config")
         from polsess.config import resolve_name
 
-        trainer = fit(None, args.out, resume=True,
+        trainer = fit(None, args.out, resume=True, cpus=args.threads,
                       resume_overrides={resolve_name(k): v for k, v in overrides.items()})
         print(f"best val SI-SDR {trainer.best_val_sisdr:.2f} dB; checkpoints in {args.out}")
         return 0
@@ -48,7 +51,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not cfg.data.data_root:
         cfg.data.data_root = resolve_data_root(None)
     out = args.out or Path("runs") / time.strftime("train-%Y%m%d-%H%M%S")
-    trainer = fit(cfg, out)
+    trainer = fit(cfg, out, cpus=args.threads)
     print(f"best val SI-SDR {trainer.best_val_sisdr:.2f} dB; checkpoints in {out}")
     return 0
 
@@ -62,13 +65,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         overrides["data.data_root"] = str(Path(args.data_root).expanduser().resolve())
     if args.device:
         overrides["training.device"] = args.device
-    trainer = Trainer.from_checkpoint(args.checkpoint, overrides=overrides, log=lambda m: print(m, file=sys.stderr))
+    checkpoint = checkpoint_file(args.checkpoint)
+    trainer = Trainer.from_checkpoint(checkpoint, overrides=overrides, log=lambda m: print(m, file=sys.stderr))
     result = evaluate(trainer, subset=args.subset, max_samples=args.max_samples)
-    result["checkpoint"] = str(args.checkpoint)
+    result["checkpoint"] = str(checkpoint)
     result[EPOCH] = trainer.epoch
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"{args.checkpoint} (epoch {trainer.epoch}), {args.subset} subset, task {result['task']}")
+        print(f"{checkpoint} (epoch {trainer.epoch}), {args.subset} subset, task {result['task']}")
         print(format_evaluation(result))
     return 0
+
+
+def checkpoint_file(path: Path) -> Path:
+    """A checkpoint file, or the folder holding one: a search's ``checkpoint_*`` folder (what
+    ``results --json`` prints) or a ``train`` run folder (its best.pt, else last.pt)."""
+    if not path.is_dir():
+        return path
+    for name in (CHECKPOINT_FILE, "best.pt", "last.pt"):
+        if (path / name).is_file():
+            return path / name
+    raise UsageError(f"{path}: a folder without a checkpoint in it; give a checkpoint_* folder of a search, a "
+                     f"`train` run folder, or a .pt file")

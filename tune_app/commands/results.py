@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import TuneInputError
 from ..experiment import layout
-from ..experiment.report import export_best, summary_line, table, to_json
+from ..experiment.report import best_checkpoint_line, export_best, summary_line, table, to_json
 from ..experiment.results import Experiment, load_experiment
 
 
@@ -34,10 +34,13 @@ def cmd_results(args: argparse.Namespace) -> int:
     elif not args.export_best:
         print(table(exp, top=args.top))
         print(summary_line(exp))
+        line = best_checkpoint_line(exp)
+        if line:
+            print(line)
         if ranking:
-            from ..experiment.importance import format_importance
+            from ..experiment.importance import format_importance, importance_caption
 
-            print(f"\nparameter importance (fANOVA over {exp.metric}):")
+            print(f"\n{importance_caption(exp)}:")
             print(format_importance(ranking))
     if args.plots:
         from ..experiment.plots import write_plots

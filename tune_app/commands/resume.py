@@ -16,7 +16,7 @@ from ..tune.summary import finish
 from .options import config_overrides, resolve_data_root
 
 
-def resume_experiment(folder: Path, restart_errored: bool, address: str | None) -> int:
+def resume_experiment(folder: Path, restart_errored: bool, address: str | None, verbose: bool = False) -> int:
     folder = folder.expanduser().resolve()
     if not folder.is_dir():
         raise TuneInputError(f"{folder}: no such experiment folder; check the path (storage/name)")
@@ -61,7 +61,7 @@ def resume_experiment(folder: Path, restart_errored: bool, address: str | None) 
     from ..tune.driver import restore
 
     start = time.perf_counter()
-    restore(str(folder), resources, search.get("wandb_mode", "offline"), restart_errored, address)
+    restore(str(folder), resources, search.get("wandb_mode", "offline"), restart_errored, address, verbose)
     return finish(folder, time.perf_counter() - start, num_samples)
 
 
@@ -87,4 +87,4 @@ def resume_staged(parent: Path, address: str | None) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    return resume_experiment(args.experiment, args.restart_errored, args.address)
+    return resume_experiment(args.experiment, args.restart_errored, args.address, args.verbose)

@@ -56,6 +56,7 @@ __all__ = [
 
 EVALUATORS = ("fanova", "ped-anova")
 MIN_TRIALS = 2
+HINT_BELOW = 10  # fewer finished trials than this: the ranking is a hint, and says so
 
 
 def _inferred(path: str, values: list[Any]) -> Param:
@@ -198,6 +199,14 @@ def parameter_importance(exp: Experiment, *, evaluator: str = "fanova",
 
 
 # --------------------------------------------------------------------------- output
+
+
+def importance_caption(exp: Experiment) -> str:
+    """``parameter importance (fANOVA over val_sisdr, 6 finished trials; with so few, a hint)``."""
+    n = len(usable_trials(exp))
+    hint = f"; with fewer than {HINT_BELOW}, a hint rather than a measurement" if n < HINT_BELOW else ""
+    return f"parameter importance (fANOVA over {exp.metric}, {n} finished trials{hint})"
+
 
 
 def format_importance(ranking: list[tuple[str, float]], width: int = 30) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -97,6 +98,14 @@ def figure_val_sisdr(exp: Experiment) -> Figure:
             label=trial.trial_id,
         )
         line.set_gid(trial.trial_id)
+        if trial.status == COMPLETED:  # a finished curve says whose it is
+            ax.annotate(trial.trial_id, (xs[-1], ys[-1]), xytext=(4, 0), textcoords="offset points", fontsize=7,
+                        va="center", color=_BEST_COLOUR if is_best else colour, gid=f"label-{trial.trial_id}")
+
+    cutoffs = asha_cutoffs(exp)
+    if cutoffs:
+        ax.scatter([e for e, _ in cutoffs], [c for _, c in cutoffs], marker="_", s=500, linewidths=2.5,
+                   color="black", zorder=4, gid="asha-cutoffs")
 
     handles = []
     names = {COMPLETED: "completed", EARLY_STOPPED: "early-stopped (x = stop)", ERROR: "errored"}
@@ -113,6 +122,9 @@ def figure_val_sisdr(exp: Experiment) -> Figure:
         score = best.best(exp.metric, exp.mode)
         handles.append(Line2D([], [], color=_BEST_COLOUR, linewidth=2.8,
                               label=f"best {best.trial_id}: {exp.metric} {score:.2f}"))
+    if cutoffs:
+        handles.append(Line2D([], [], color="black", marker="_", markersize=14, linestyle="none",
+                              label="ASHA rung cut-off (below it: stopped)"))
     if handles:
         ax.legend(handles=handles, loc="best", fontsize=9, framealpha=0.9)
     else:
@@ -125,6 +137,27 @@ def figure_val_sisdr(exp: Experiment) -> Figure:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, alpha=0.3)
     return fig
+
+
+def asha_cutoffs(exp: Experiment) -> list[tuple[int, float]]:
+    """(epoch, cut-off) of every ASHA rung as the search left it: at epoch ``grace * rf**k``, the
+    ``1 - 1/rf`` quantile of the scores recorded there (a later trial below it was stopped). Rebuilt
+    from search.json's scheduler and the trials' reports; [] for a search without ASHA."""
+    sched = exp.search.get("scheduler") or {}
+    if sched.get("type") != "asha" or exp.metric != CURVE_METRIC:
+        return []
+    grace, rf, max_t = sched.get("grace_period") or 1, sched.get("reduction_factor") or 3, sched.get("max_t")
+    if not max_t or rf <= 1:
+        return []
+    out = []
+    for k in range(int(math.log(max_t / grace) / math.log(rf) + 1)):
+        epoch = int(grace * rf**k)
+        scores = [r[exp.metric] for t in exp.trials for r in t.history
+                  if r.get(EPOCH) == epoch and isinstance(r.get(exp.metric), (int, float))]
+        if scores and epoch < max_t:
+            q = (1 - 1 / rf) * 100 if exp.mode == "max" else 100 / rf
+            out.append((epoch, float(np.nanpercentile(scores, q))))
+    return out
 
 
 def figure_importance(ranking: list[tuple[str, float]], title: str = "parameter importance") -> Figure:
@@ -171,6 +204,8 @@ def write_plots(exp: Experiment, out_dir: Path | None = None,
         except TuneInputError:
             importance = []
     if importance:
-        title = f"{exp.path.name}: parameter importance for {exp.metric}"
+        from .importance import importance_caption
+
+        title = f"{exp.path.name}: {importance_caption(exp)}"
         written.append(save_figure(figure_importance(importance, title), out / IMPORTANCE_PNG))
     return written

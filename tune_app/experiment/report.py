@@ -13,7 +13,7 @@ from typing import Any
 from polsess.config import config_from_flat, flatten, save_config
 
 from ..errors import TuneInputError
-from ..names import COMPLETED, CURVE_METRIC, EARLY_STOPPED, ERROR, status_label
+from ..names import COMPLETED, CURVE_METRIC, EARLY_STOPPED, EPOCH, ERROR, status_label
 from .results import Experiment, TrialRecord
 
 
@@ -121,3 +121,15 @@ def summary_line(exp: Experiment) -> str:
     if other:
         parts.append(f"{other} unfinished")
     return f"{len(exp.trials)} trials: " + ", ".join(parts)
+
+
+def best_checkpoint_line(exp: Experiment) -> str | None:
+    """``best: trial X, val_sisdr 3.41 at epoch 7; checkpoint …`` with the command that scores it."""
+    best = exp.best_trial()
+    if best is None:
+        return None
+    score = best.best(exp.metric, exp.mode)
+    epoch = next((r.get(EPOCH) for r in best.history if r.get(exp.metric) == score), None)
+    ckpt = best.best_checkpoint(exp.metric, exp.mode)
+    where = f"; checkpoint {ckpt} (score it: polsess-tune evaluate {ckpt})" if ckpt else ""
+    return f"best: trial {best.trial_id}, {exp.metric} {score:.2f} at epoch {epoch}{where}"

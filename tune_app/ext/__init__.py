@@ -62,6 +62,7 @@ UPSTREAM: tuple[Private, ...] = (
     # wandb_logging.py
     Private(_WANDB, "_WandbLoggingActor", "tune_app.ext.wandb_logging"),
     Private(_WANDB, "_WandbLoggingActor.__init__", "tune_app.ext.wandb_logging"),
+    Private(_WANDB, "_QueueItem.END", "tune_app.ext.wandb_logging"),
     Private("ray.air.util.node", "_force_on_current_node", "tune_app.ext.wandb_logging"),
     Private(_WANDB, "WandbLoggerCallback._start_logging_actor", "tune_app.ext.wandb_logging"),
     Private(_WANDB, "WandbLoggerCallback._signal_logging_actor_stop", "tune_app.ext.wandb_logging"),

@@ -29,11 +29,12 @@ from collections.abc import Callable
 from typing import Any
 
 import ray
-from ray.air.integrations.wandb import WANDB_ENV_VAR, WandbLoggerCallback, _WandbLoggingActor
+import wandb
+from ray.air.integrations.wandb import WANDB_ENV_VAR, WandbLoggerCallback, _QueueItem, _WandbLoggingActor
 from ray.air.util.node import _force_on_current_node
 from ray.tune.experiment import Trial
 
-from ..names import EPOCH
+from ..names import COMPLETED, DONE_TRAINING, EARLY_STOPPED, EPOCH, ERROR, status_label
 from .trial_files import trial_results
 from .wandb_offline import read_offline_run
 
@@ -94,6 +95,26 @@ class OrderedSender:
                 self._idle.notify_all()
 
 
+END_STATE = "polsess_end_state"  # a queue item of ours: the trial's end state, for the run's summary and tags
+
+
+class _Inbox(queue.Queue):
+    """The logging actor's queue. Ray's run loop reads it only after ``wandb.init``: when it reaches
+    the END item, the trial's end state (put earlier) goes into the run's summary and tags, in the
+    run loop's thread, before ``wandb.finish``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.end_state: dict[str, Any] | None = None
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        item = super().get(block, timeout)
+        if item[0] == _QueueItem.END and self.end_state and wandb.run is not None:
+            wandb.run.summary.update(self.end_state)
+            wandb.run.tags = (*wandb.run.tags, self.end_state["end_state"])
+        return item
+
+
 class InboxLoggingActor(_WandbLoggingActor):
     """Ray's logging actor, reading from a queue of its own that ``put`` fills (from a second thread).
 
@@ -105,10 +126,13 @@ class InboxLoggingActor(_WandbLoggingActor):
                  api_key: str | None = None, **kwargs: Any) -> None:
         if api_key:
             os.environ[WANDB_ENV_VAR] = api_key
-        super().__init__(logdir, queue.Queue(), exclude, to_config, *args, **kwargs)
+        super().__init__(logdir, _Inbox(), exclude, to_config, *args, **kwargs)
 
     def put(self, item: Any) -> None:
-        self.queue.put(item)
+        if isinstance(item, tuple) and item[0] == END_STATE:
+            self.queue.end_state = item[1]
+        else:
+            self.queue.put(item)
 
 
 class ActorInbox:
@@ -160,6 +184,16 @@ class EpochWandbLoggerCallback(WandbLoggerCallback):
         future = actor.run.remote()
         self._trial_logging_futures[trial] = future
         self._logging_future_to_trial[future] = trial
+
+    def log_trial_end(self, trial: Trial, failed: bool = False) -> None:
+        """Early-stopped, completed and errored trials all exit 0 in W&B: say which in the summary
+        (``end_state``, ``epochs``) and as a tag, so the runs can be told apart and filtered."""
+        if trial in self._trial_queues:
+            last = trial.last_result or {}
+            state = ERROR if failed else (COMPLETED if last.get(DONE_TRAINING, True) else EARLY_STOPPED)
+            self._trial_queues[trial].put((END_STATE, {"end_state": status_label(state),
+                                                      "epochs": int(last.get(EPOCH, 0) or 0)}))
+        super().log_trial_end(trial, failed=failed)
 
     def log_trial_start(self, trial: Trial) -> None:
         first_start = trial.trial_id not in self._logged

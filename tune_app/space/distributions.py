@@ -7,6 +7,7 @@ would refuse fails here, naming the sweep key rather than a trial an hour later.
 
 from __future__ import annotations
 
+import difflib
 import math
 import types
 import typing
@@ -92,7 +93,9 @@ def distribution_name(ctx: Ctx, key: str, spec: dict[str, Any]) -> str:
     if "distribution" in spec:
         dist = spec["distribution"]
         if dist not in DISTRIBUTIONS:
-            ctx.fail(key, f"unknown distribution {dist!r}; known: {', '.join(DISTRIBUTIONS)}")
+            close = difflib.get_close_matches(str(dist), DISTRIBUTIONS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            ctx.fail(key, f"unknown distribution {dist!r}; {hint}known: {', '.join(DISTRIBUTIONS)}")
         return dist
     if "value" in spec and "values" in spec:
         ctx.fail(key, "has both value and values; keep value (fixed) or values (searched)")

@@ -115,15 +115,22 @@ def build_tuner(plan: RunPlan):
     from ray import tune
     from ray.tune import CheckpointConfig, CLIReporter, FailureConfig, RunConfig, TuneConfig
 
+    from .progress import TrialEvents
     from .trainable import train_convtasnet
 
     spec = plan.spec
-    reporter = CLIReporter(
-        parameter_columns={space_key(p): p.rsplit(".", 1)[-1] for p in spec.space},
-        metric_columns=PROGRESS_COLUMNS,
-        max_report_frequency=30,
-        sort_by_metric=True,
-    )
+    reporter = None
+    console: list[Any] = []
+    if plan.verbose:  # Ray's status table, as Ray prints it
+        reporter = CLIReporter(
+            parameter_columns={space_key(p): p.rsplit(".", 1)[-1] for p in spec.space},
+            metric_columns=PROGRESS_COLUMNS,
+            max_report_frequency=30,
+            sort_by_metric=True,
+        )
+    else:
+        console.append(TrialEvents(plan.num_samples, plan.base.training.num_epochs, spec.metric, spec.mode,
+                                   list(spec.space), spec.scheduler.type))
     from ray.tune.stopper import CombinedStopper, FunctionStopper
 
     from .fail_fast import SameErrorStopper
@@ -137,7 +144,7 @@ def build_tuner(plan: RunPlan):
     run_config = RunConfig(
         name=plan.name,
         storage_path=plan.storage,
-        callbacks=[*build_callbacks(plan), fail_fast],
+        callbacks=[*build_callbacks(plan), fail_fast, *console],
         checkpoint_config=CheckpointConfig(
             num_to_keep=1,  # Ray keeps the latest checkpoint too: best + latest
             checkpoint_score_attribute=spec.metric,
@@ -146,7 +153,7 @@ def build_tuner(plan: RunPlan):
         failure_config=FailureConfig(max_failures=plan.max_failures),
         progress_reporter=reporter,
         stop=stop,
-        verbose=1,
+        verbose=1 if plan.verbose else 0,
     )
     tune_config = TuneConfig(
         metric=spec.metric,
@@ -164,9 +171,14 @@ def build_tuner(plan: RunPlan):
     return tune.Tuner(trainable, param_space=to_dict(plan.base), tune_config=tune_config, run_config=run_config)
 
 
-def start_ray(address: str | None, wandb_mode: str = "offline") -> None:
+def start_ray(address: str | None, wandb_mode: str = "offline", verbose: bool = False) -> None:
     """A local Ray (dashboard off), or the cluster at ``address`` with our code shipped to it."""
     import ray
+
+    if not verbose:
+        from .progress import quiet_ray_console
+
+        quiet_ray_console()
 
     # Ray's new console output ignores the progress reporter; the classic one shows our columns.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -262,7 +274,7 @@ def execute(plan: RunPlan):
     # See build_callbacks. Not on resume: a search started before the loggers were named explicitly
     # would lose its result.json logger.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    start_ray(plan.address, plan.wandb_mode)
+    start_ray(plan.address, plan.wandb_mode, plan.verbose)
     forward_sigterm_to_tune()
     try:
         if plan.address:
@@ -275,7 +287,7 @@ def execute(plan: RunPlan):
 
 
 def restore(folder: str, resources: dict[str, float], wandb_mode: str, restart_errored: bool,
-            address: str | None):
+            address: str | None, verbose: bool = False):
     """Continue an interrupted search: finished trials stay, running ones continue from their
     last checkpoint, the Optuna study and the trial count carry over (Ray's own state)."""
     import ray
@@ -284,7 +296,7 @@ def restore(folder: str, resources: dict[str, float], wandb_mode: str, restart_e
     from .trainable import train_convtasnet
 
     _set_wandb_env(wandb_mode)
-    start_ray(address, wandb_mode)
+    start_ray(address, wandb_mode, verbose)
     forward_sigterm_to_tune()
     try:
         tuner = tune.Tuner.restore(

@@ -49,6 +49,7 @@ class RunPlan:
     resume: bool = False
     notes: list[str] = field(default_factory=list)
     warm_start: WarmStart | None = None
+    verbose: bool = False  # Ray's own status table and logs instead of one line per trial event
 
     @property
     def experiment_path(self) -> str:
@@ -178,6 +179,7 @@ def prepare_run(args: argparse.Namespace, default_space: Path, default_config: P
         max_concurrent=max_concurrent, cpus_per_trial=cpus, gpus_per_trial=float(gpus), seed=seed,
         wandb_mode=mode, wandb_project=args.wandb_project or spec.project or "polsess-tune", wandb_note=note,
         max_failures=args.max_failures, address=args.address, resume=args.resume, notes=notes, warm_start=warm,
+        verbose=bool(getattr(args, "verbose", False)),
     )
     if not args.dry_run and not plan.is_uri:
         plan.notes += checks.check_experiment_folder(Path(plan.experiment_path), plan.resume)

@@ -59,7 +59,7 @@ def run_staged(plan: RunPlan, stages: list[Stage], args: dict[str, Any], address
         elif has_experiment_state(folder):
             res = stage_plan.spec.resources_per_trial or {}
             restore(str(folder), {"cpu": stage_plan.cpus_per_trial, "gpu": stage_plan.gpus_per_trial, **res},
-                    stage_plan.wandb_mode, False, address or plan.address)
+                    stage_plan.wandb_mode, False, address or plan.address, plan.verbose)
         else:
             write_search_file(stage_plan)
             execute(stage_plan)

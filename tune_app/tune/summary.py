@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..experiment.layout import BEST_CONFIG, RESULTS_CSV, STOPPED_FILE, read_json
-from ..experiment.report import error_lines, export_best, summary_line, table, write_csv
+from ..experiment.report import best_checkpoint_line, error_lines, export_best, summary_line, table, write_csv
 from ..experiment.results import load_experiment
 from ..names import UNFINISHED
 
@@ -45,6 +45,7 @@ def finish(folder: Path, wall_s: float, num_samples: int, resume_hint: Path | No
               "no trial reported a score; see the errors above")
         return 1
     best = export_best(exp, folder / BEST_CONFIG)
+    print(best_checkpoint_line(exp))
     print(f"best config: {best}" + (" (from the trials that did not error)" if errored else ""))
     print(f"results: polsess-tune results {folder}")
     if errored:

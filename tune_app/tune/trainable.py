@@ -91,14 +91,14 @@ def _marker() -> Path | None:
 def _train(config: dict[str, Any]) -> None:
     import torch
 
+    from polsess.device import cpu_share
     from polsess.trainer import Trainer
 
     cpus, gpus = trial_resources()
-    threads = max(1, int(cpus))
-    torch.set_num_threads(threads)
     cfg = config_from_flat(flatten(config))
-    # Loader workers share the trial's CPUs with the training thread: none unless it has spare.
-    cfg.data.num_workers = min(cfg.data.num_workers, threads - 1)
+    # One thread per CPU Ray gave the trial; loader workers only where a CPU is spare (as `train` does).
+    threads, cfg.data.num_workers = cpu_share(int(cpus), cfg.data.num_workers)
+    torch.set_num_threads(threads)
     device = trial_device(gpus)
     if device == "cuda":
         # Trials reuse actors: hand the previous trial's cached blocks back, for trials sharing the GPU.
