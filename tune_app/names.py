@@ -10,7 +10,8 @@ from __future__ import annotations
 METRICS = ("val_sisdr", "val_sisdri", "best_val_sisdr", "train_sisdr")  # the searchable ones
 DEFAULT_METRIC = "val_sisdr"
 CURVE_METRIC = "val_sisdr"  # the per-epoch curve tables and plots show
-EPOCH = "epoch"  # the scheduler's time attribute: the trainer's epoch, not Tune's training_iteration
+EPOCH = "epoch"  # the scheduler's time attribute: the trainer's epoch
+ITERATION = "training_iteration"  # Tune's report counter; the trainable reports it equal to the epoch
 DONE_TRAINING = "done_training"  # True on the report that ends a trial on its own (not stopped early)
 # Reported for Tune's and our own bookkeeping; W&B does not chart them.
 NOT_LOGGED = ("done_training", "time_training_s", "node_id")

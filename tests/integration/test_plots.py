@@ -92,7 +92,7 @@ def test_val_sisdr_figure_has_one_line_per_trial_and_early_stopped_ones_end_earl
     assert labels == {f"label-{t.trial_id}": t.trial_id for t in exp.trials if t.status == "COMPLETED"}
     (rungs,) = [c for c in ax.collections if c.get_gid() == "asha-cutoffs"]
     cutoffs = asha_cutoffs(exp)
-    assert [tuple(p) for p in rungs.get_offsets()] == pytest.approx(cutoffs)
+    assert [float(v) for p in rungs.get_offsets() for v in p] == pytest.approx([v for c in cutoffs for v in c])
     assert cutoffs and cutoffs[0][0] == 1  # grace period 1, reduction factor 2: rungs at epochs 1, 2
     for epoch, cut in cutoffs:
         at = [r["val_sisdr"] for t in exp.trials for r in t.history if r["epoch"] == epoch]

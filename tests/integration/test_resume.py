@@ -93,6 +93,62 @@ def _resume_and_check(folder: Path, tmp_path: Path, before: dict[str, list[int]]
     return log
 
 
+def _epoch_iterations(folder: Path) -> dict[str, list[tuple[int, int]]]:
+    out = {}
+    for trial in folder.glob("trial_*"):
+        rows = []
+        for line in (trial / "result.json").read_text().splitlines() if (trial / "result.json").exists() else []:
+            with contextlib.suppress(ValueError):
+                rows.append(json.loads(line))
+        out[trial.name.removeprefix("trial_")] = [(int(r["epoch"]), int(r["training_iteration"])) for r in rows]
+    return out
+
+
+def _reported(folder: Path) -> int:
+    return sum(len(v) for v in _epochs(folder).values()) if folder.exists() else 0
+
+
+def test_a_chain_of_three_kills_loses_no_epoch_and_repeats_none(started):
+    """SIGKILL mid-search, SIGKILL of the resume while it restores, SIGKILL of the next resume mid-trial:
+    the last resume finishes, and in every trial's result.json the epochs and Tune's iterations both run
+    1..n, without a gap or a repeat."""
+    proc, folder, tmp_path, sessions = started
+    wait_for(lambda: _interrupted_mid_search(folder) or proc.poll() is not None, 300, "a trial to report")
+    assert proc.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
+    kill_session(proc.pid)  # 1: during trials
+    proc.wait()
+
+    resume = _start(["resume", str(folder)], tmp_path / "resume1.log")
+    sessions.append(resume.pid)
+    wait_for(lambda: "resuming" in (tmp_path / "resume1.log").read_text() or resume.poll() is not None, 120,
+             "the resume to start restoring")
+    kill_session(resume.pid)  # 2: during the resume itself
+    resume.wait()
+
+    before = _reported(folder)
+    resume = _start(["resume", str(folder)], tmp_path / "resume2.log")
+    sessions.append(resume.pid)
+    wait_for(lambda: _reported(folder) > before or resume.poll() is not None, 300, "the resumed search to report")
+    if resume.poll() is None:
+        kill_session(resume.pid)  # 3: during the resumed search's trials
+    resume.wait()
+
+    final = _start(["resume", str(folder)], tmp_path / "resume3.log")
+    sessions.append(final.pid)
+    assert final.wait(timeout=600) == 0, (tmp_path / "resume3.log").read_text()[-4000:]
+    exp = load_experiment(folder)
+    assert len(exp.trials) == SAMPLES and all(t.status in ("COMPLETED", "EARLY_STOPPED") for t in exp.trials)
+    for trial_id, rows in _epoch_iterations(folder).items():
+        n = len(rows)
+        assert [e for e, _ in rows] == list(range(1, n + 1)), (trial_id, rows)
+        assert [i for _, i in rows] == list(range(1, n + 1)), (trial_id, rows)
+    runs = find_offline_runs(folder / "wandb-runs")
+    logged: dict[str, Counter] = {}
+    for run in runs:
+        logged.setdefault(run.run_id, Counter()).update(int(e) for _, e in metric_history(run, "epoch"))
+    assert all(max(c.values()) == 1 for c in logged.values()), logged  # no epoch logged twice
+
+
 def test_resume_after_sigkill(started):
     proc, folder, tmp_path, sessions = started
     wait_for(lambda: _interrupted_mid_search(folder) or proc.poll() is not None, 300, "a trial to report")
@@ -143,6 +199,18 @@ def test_sigterm_saves_state_like_ctrl_c_even_when_sent_twice(started):
     assert proc.wait(timeout=90) == 130
     assert "Resume it with: polsess-tune resume" in (tmp_path / "run.log").read_text()
     assert list(folder.glob("experiment_state-*.json"))
+
+
+def test_a_second_driver_on_a_running_search_is_refused(started):
+    proc, folder, _tmp_path, _sessions = started
+    wait_for(lambda: _interrupted_mid_search(folder) or proc.poll() is not None, 300, "a trial to report")
+    assert proc.poll() is None
+    second = subprocess.run([sys.executable, "-m", "tune_app.cli", "resume", str(folder)], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
+    assert "in use by another polsess-tune run or resume" in second.stderr
+    os.kill(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=90) == 130  # the first is unharmed
 
 
 def test_a_moved_experiment_is_refused_with_where_it_started(started):

@@ -194,7 +194,8 @@ def test_every_contract_entry_is_used_where_it_says(entry):
 # --------------------------------------------------------------------------- one home per name
 
 SPELLED_ONCE = {"COMPLETED", "EARLY_STOPPED", "ERROR", "RUNNING", "PENDING", "PAUSED", "TERMINATED", "UNKNOWN",
-                "val_sisdr", "val_sisdri", "best_val_sisdr", "train_sisdr", "done_training", "epoch"}
+                "val_sisdr", "val_sisdri", "best_val_sisdr", "train_sisdr", "done_training", "epoch",
+                "training_iteration"}
 
 
 def test_statuses_and_metric_names_are_spelled_only_in_names():

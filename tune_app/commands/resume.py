@@ -12,6 +12,7 @@ from ..errors import TuneInputError
 from ..experiment import layout
 from ..experiment.report import summary_line
 from ..experiment.results import load_experiment
+from ..tune.folder_lock import holding
 from ..tune.summary import finish
 from .options import config_overrides, resolve_data_root
 
@@ -20,8 +21,13 @@ def resume_experiment(folder: Path, restart_errored: bool, address: str | None, 
     folder = folder.expanduser().resolve()
     if not folder.is_dir():
         raise TuneInputError(f"{folder}: no such experiment folder; check the path (storage/name)")
-    if (folder / layout.STAGES_FILE).exists():
-        return resume_staged(folder, address)
+    with holding(folder, "resume"):
+        if (folder / layout.STAGES_FILE).exists():
+            return resume_staged(folder, address)
+        return _resume(folder, restart_errored, address, verbose)
+
+
+def _resume(folder: Path, restart_errored: bool, address: str | None, verbose: bool) -> int:
     from ..ext.state_backup import end_cut_lines, repair, restore_missing_checkpoints
 
     search = layout.read_json(folder / layout.SEARCH_FILE) or {}

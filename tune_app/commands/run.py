@@ -12,6 +12,7 @@ from ..builtin import default_config, default_space
 from ..errors import TuneInputError
 from ..space import describe, format_dry_run, sample_configs
 from ..space.stages import parse_stages
+from ..tune.folder_lock import holding
 from ..tune.plan import RunPlan, prepare_run, write_search_file
 from ..tune.summary import finish
 from .options import config_overrides, resolve_data_root
@@ -94,7 +95,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         plan.base.data.data_root = resolve_data_root(plan.base.data.data_root)
         for note in check_corpus(plan):
             print(note)
-        return run_staged(plan, stages, saved_args(args))
+        with holding(plan.experiment_path, "run"):
+            return run_staged(plan, stages, saved_args(args))
     if args.dry_run:
         print_dry_run(plan, args.json)
         return 0
@@ -111,10 +113,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"search {plan.name}: {plan.num_samples} trials of {len(plan.spec.space)} parameters "
           f"({plan.spec.method}, {plan.spec.scheduler.type}), metric {plan.spec.metric} ({plan.spec.mode}); "
           f"corpus {plan.base.data.data_root}", flush=True)
-    write_search_file(plan)
-
     from ..tune.driver import execute
 
-    start = time.perf_counter()
-    execute(plan)
-    return finish(Path(plan.experiment_path), time.perf_counter() - start, plan.num_samples)
+    with holding(plan.experiment_path, "run"):
+        write_search_file(plan)
+        start = time.perf_counter()
+        execute(plan)
+        return finish(Path(plan.experiment_path), time.perf_counter() - start, plan.num_samples)

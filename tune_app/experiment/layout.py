@@ -35,6 +35,7 @@ BACKUP_DIR = ".state-backup"
 WANDB_DIR = "wandb-runs"
 CHECKPOINT_FILE = "trainer.pt"  # the trainer's state inside each checkpoint folder
 NOT_RETRIED_FILE = "not_retried.pkl"  # in a trial folder: the error a retry re-raises (tune.trainable)
+LOCK_FILE = ".polsess-tune.lock"  # held by the one run/resume driving this folder (tune.folder_lock)
 STOPPED_FILE = "stopped.json"  # the search was stopped because its trials all failed alike
 
 

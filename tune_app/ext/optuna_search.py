@@ -17,7 +17,7 @@ from typing import Any
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
-from ..names import DONE_TRAINING
+from ..names import DONE_TRAINING, ITERATION
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class PruningOptunaSearch(OptunaSearch):
 
     def _report_last(self, trial_id: str, result: dict[str, Any]) -> None:
         """Tune skips on_trial_result for the result that ends a trial; record it as a step too."""
-        step, value = result.get("training_iteration"), result.get(self.metric)
+        step, value = result.get(ITERATION), result.get(self.metric)
         ot_trial = self._ot_trials[trial_id]
         if step is None or value is None or step in ot_trial.storage.get_trial(ot_trial._trial_id).intermediate_values:
             return

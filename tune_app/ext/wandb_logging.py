@@ -34,7 +34,7 @@ from ray.air.integrations.wandb import WANDB_ENV_VAR, WandbLoggerCallback, _Queu
 from ray.air.util.node import _force_on_current_node
 from ray.tune.experiment import Trial
 
-from ..names import COMPLETED, DONE_TRAINING, EARLY_STOPPED, EPOCH, ERROR, status_label
+from ..names import COMPLETED, DONE_TRAINING, EARLY_STOPPED, EPOCH, ERROR, ITERATION, status_label
 from .trial_files import trial_results
 from .wandb_offline import read_offline_run
 
@@ -207,7 +207,7 @@ class EpochWandbLoggerCallback(WandbLoggerCallback):
         """Re-send epochs Tune recorded but a killed logging actor never flushed to disk."""
         for row in trial_results(trial):
             if isinstance(row.get(EPOCH), (int, float)) and int(row[EPOCH]) not in self._logged[trial.trial_id]:
-                self.log_trial_result(int(row.get("training_iteration", 0)), trial, row)
+                self.log_trial_result(int(row.get(ITERATION, 0)), trial, row)
 
     def log_trial_result(self, iteration: int, trial: Trial, result: dict[str, Any]) -> None:
         epoch = result.get(EPOCH)
@@ -218,7 +218,7 @@ class EpochWandbLoggerCallback(WandbLoggerCallback):
             return None
         seen.add(int(epoch))
         # The logging actor uses training_iteration as the W&B step: make it the epoch.
-        super().log_trial_result(iteration, trial, {**result, "training_iteration": int(epoch)})
+        super().log_trial_result(iteration, trial, {**result, ITERATION: int(epoch)})
         return None
 
     def _backfill_finished(self, trials: list[Trial]) -> None:

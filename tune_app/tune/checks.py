@@ -20,7 +20,7 @@ from ..space.spec import SearchSpec
 
 MAX_SEED = 2**32 - 1  # numpy's and Optuna's samplers take seeds in 0..2^32-1
 MAX_NAME = 200  # a file name is at most 255 bytes; Tune and W&B add their own suffixes
-OURS = {layout.SEARCH_FILE, layout.WANDB_DIR, layout.BACKUP_DIR, layout.STAGES_FILE}
+OURS = {layout.SEARCH_FILE, layout.WANDB_DIR, layout.BACKUP_DIR, layout.STAGES_FILE, layout.LOCK_FILE}
 
 
 def _finite(flag: str, value: float) -> None:

@@ -27,7 +27,7 @@ from polsess.config import config_from_flat, flatten
 
 from ..experiment import layout
 from ..experiment.layout import CHECKPOINT_FILE
-from ..names import DONE_TRAINING, EPOCH
+from ..names import DONE_TRAINING, EPOCH, ITERATION
 
 
 def trial_resources() -> tuple[float, float]:
@@ -114,7 +114,8 @@ def _train(config: dict[str, Any]) -> None:
     # them as they were instead of training them again, so no epoch is skipped or run twice.
     for metrics in unrecorded:
         last = metrics is unrecorded[-1]
-        tune.report({**metrics, "time_training_s": 0.0, DONE_TRAINING: last and trainer.done})
+        tune.report({**metrics, ITERATION: metrics[EPOCH], "time_training_s": 0.0,
+                     DONE_TRAINING: last and trainer.done})
 
     while not trainer.done:
         start = time.perf_counter()
@@ -132,6 +133,9 @@ def _train(config: dict[str, Any]) -> None:
         metrics["node_id"] = ray.get_runtime_context().get_node_id()
         # Tells our Optuna searcher whether a trial ended on its own or was stopped by the scheduler.
         metrics[DONE_TRAINING] = trainer.done
+        # Tune numbers reports itself unless told: after a restore from a stale snapshot its count lags
+        # the epoch. Reporting the epoch as the iteration keeps the two equal in every file.
+        metrics[ITERATION] = metrics[EPOCH]
         with tempfile.TemporaryDirectory(prefix="polsess-ckpt-") as folder:
             trainer.save(Path(folder) / CHECKPOINT_FILE)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
