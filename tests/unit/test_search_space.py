@@ -296,8 +296,8 @@ BAD_PARAMS = [
     ("lr_patience: {values: [1, 2], probabilities: [0.5, 0.4]}", "parameters.lr_patience", "sum to 0.9, not 1"),
     ("lr_patience: {values: [1, 2], probabilities: [1.0]}", "parameters.lr_patience",
      "1 probabilities for 2 values"),
-    ("lr: {distribution: lognormal, min: 1, max: 2}", "parameters.lr", "unknown distribution 'lognormal'; known: "
-     "constant, categorical"),
+    ("lr: {distribution: lognormal, min: 1, max: 2}", "parameters.lr",
+     "unknown distribution 'lognormal'; did you mean 'log_normal'? known: constant, categorical"),
     ("lr: {values: []}", "parameters.lr", "values must be a non-empty list"),
     ("lr_patience: {distribution: uniform, min: 1, max: 5}", "parameters.lr_patience",
      "integer field but uniform draws floats; use distribution: int_uniform, or q_uniform with q: 1"),
