@@ -210,7 +210,7 @@ def test_a_second_driver_on_a_running_search_is_refused(started):
     assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
     assert "in use by another polsess-tune run or resume" in second.stderr
     os.kill(proc.pid, signal.SIGINT)
-    assert proc.wait(timeout=90) == 130  # the first is unharmed
+    assert proc.wait(timeout=90) in (0, 130)  # the first is unharmed: it finished, or stopped as asked
 
 
 def test_a_moved_experiment_is_refused_with_where_it_started(started):
