@@ -232,6 +232,17 @@ def test_without_a_data_root_train_uses_the_cached_demo_corpus(flag_run):
     assert load_config(out / "config.yaml", env={}).data.data_root == str(demo_root)
     assert "making the synthetic demo corpus" not in proc.stdout + proc.stderr
     assert "4 train / 2 val rows" in proc.stdout
+    # Threads chosen as a 1-CPU trial chooses them (the config's num_workers: 0 here), and said.
+    assert "torch threads: 1, loader workers: 0" in proc.stdout
+
+
+def test_train_threads_follow_the_trial_rule(demo_corpus, tmp_path, cache):
+    proc = polsess_tune("train", *TINY, "--set", "num_workers=1", "--epochs", 1, "--threads", 2,
+                        "--data-root", demo_corpus, "--out", tmp_path / "run", cache=cache)
+    assert proc.returncode == 0, proc.stderr
+    assert "torch threads: 2, loader workers: 1" in proc.stdout  # one spare CPU: one loader worker
+    bad = polsess_tune("train", "--threads", 0, "--data-root", demo_corpus, "--out", tmp_path / "x", cache=cache)
+    assert bad.returncode == 2 and "--threads 0: must be at least 1" in bad.stderr
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback of a GPU-less machine")
