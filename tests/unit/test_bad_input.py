@@ -199,3 +199,19 @@ def test_the_real_command_exits_2_within_seconds(tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "training.lr" in proc.stderr, proc.stderr
     assert time.monotonic() - start < 20
+
+
+def test_max_concurrent_above_what_the_machine_runs_gets_a_note(tmp_path, demo_corpus):
+    import os
+
+    from tune_app.builtin import default_config, default_space
+    from tune_app.cli.parser import build_parser
+    from tune_app.commands.options import config_overrides
+    from tune_app.tune.plan import prepare_run
+
+    cpus = os.cpu_count() or 1
+    args = build_parser().parse_args(["run", "--storage", str(tmp_path), "--wandb", "disabled", "--data-root",
+                                      str(demo_corpus), "--max-concurrent", str(cpus + 6)])
+    plan = prepare_run(args, default_space(), default_config(), config_overrides(args))
+    assert any(f"--max-concurrent {cpus + 6}: this machine runs at most {cpus} trial(s) at once" in n
+               for n in plan.notes), plan.notes

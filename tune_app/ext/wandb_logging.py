@@ -25,6 +25,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -146,20 +147,27 @@ class ActorInbox:
         self._sender.put(self.actor, item)
 
 
+FINISHING_AT_MOST = 2  # logging actors of ended trials still writing, beyond which a new trial's waits
+FINISHING_WAIT_S = 120.0
+
+
 class EpochWandbLoggerCallback(WandbLoggerCallback):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, finishing_at_most: int = FINISHING_AT_MOST, **kwargs: Any) -> None:
         kwargs.setdefault("resume", "allow")
         super().__init__(*args, **kwargs)
         self._logged: dict[str, set[int]] = {}
         self._sender: OrderedSender | None = None  # started on first use: the callback is pickled before
+        self._finishing_at_most = finishing_at_most
+        self._ended: set[str] = set()  # trials whose logging actor was told to finish
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_sender": None}
+        return {**self.__dict__, "_sender": None, "_ended": set()}
 
     def _start_logging_actor(self, trial: Trial, exclude_results: list[str], **wandb_init_kwargs: Any) -> None:
         """Ray's own, less the queue actor and the key in the runtime_env; a second thread for ``put``."""
         if trial in self._trial_logging_futures:  # a restarted trial keeps its actor
             return
+        self._wait_for_finishing_actors()
         if self._sender is None:
             self._sender = OrderedSender()
         if not self._remote_logger_class:
@@ -185,6 +193,18 @@ class EpochWandbLoggerCallback(WandbLoggerCallback):
         self._trial_logging_futures[trial] = future
         self._logging_future_to_trial[future] = trial
 
+    def _wait_for_finishing_actors(self) -> None:
+        """Bound the logging processes alive at once (~250 MB each): with trials shorter than a W&B
+        run's start and finish, ended trials' actors pile up (16 alive after 16 one-epoch trials), so
+        a new one waits until at most ``finishing_at_most`` ended trials' actors are still writing."""
+        deadline = time.monotonic() + FINISHING_WAIT_S
+        while True:
+            self._cleanup_logging_actors()
+            ending = [f for t, f in self._trial_logging_futures.items() if t.trial_id in self._ended]
+            if len(ending) <= self._finishing_at_most or time.monotonic() > deadline:
+                return
+            ray.wait(ending, num_returns=len(ending) - self._finishing_at_most, timeout=5.0)
+
     def log_trial_end(self, trial: Trial, failed: bool = False) -> None:
         """Early-stopped, completed and errored trials all exit 0 in W&B: say which in the summary
         (``end_state``, ``epochs``) and as a tag, so the runs can be told apart and filtered."""
@@ -193,6 +213,7 @@ class EpochWandbLoggerCallback(WandbLoggerCallback):
             state = ERROR if failed else (COMPLETED if last.get(DONE_TRAINING, True) else EARLY_STOPPED)
             self._trial_queues[trial].put((END_STATE, {"end_state": status_label(state),
                                                       "epochs": int(last.get(EPOCH, 0) or 0)}))
+        self._ended.add(trial.trial_id)
         super().log_trial_end(trial, failed=failed)
 
     def log_trial_start(self, trial: Trial) -> None:
