@@ -29,3 +29,20 @@ TINY_MODEL = ["--set", "N=16", "--set", "B=8", "--set", "H=16", "--set", "X=2", 
 SEARCH_EPOCHS = 4
 # Secrets in the driver's environment: the search must keep them out of every file and the console.
 SECRET_ENV = {"WANDB_API_KEY": "sk-test-0123456789abcdef", "MY_SERVICE_TOKEN": "tok-fedcba9876543210"}
+
+
+def assert_warm_points_inside(ws, spec) -> None:
+    """A warm start's points: one per distinct vector, every searched path, each value inside its
+    Optuna distribution (what ``OptunaSearch.add_evaluated_point`` requires), a finite reward."""
+    import math
+
+    from tune_app.space import optuna_space
+
+    dists = optuna_space(spec)
+    assert len(ws.points) == len(ws.rewards) == ws.used
+    for point, reward in zip(ws.points, ws.rewards, strict=True):
+        assert list(point) == list(spec.space)
+        for path, value in point.items():
+            assert dists[path]._contains(dists[path].to_internal_repr(value)), (path, value)
+        assert math.isfinite(reward)
+    assert len({tuple(p.values()) for p in ws.points}) == len(ws.points)

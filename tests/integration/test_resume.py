@@ -32,13 +32,18 @@ TINY = ["--set", "N=16", "--set", "B=8", "--set", "H=16", "--set", "X=2", "--set
 
 
 def _epochs(folder: Path) -> dict[str, list[int]]:
+    return {trial: [e for e, _ in rows] for trial, rows in _epoch_iterations(folder).items()}
+
+
+def _epoch_iterations(folder: Path) -> dict[str, list[tuple[int, int]]]:
+    """Per trial, (epoch, training_iteration) of every row of its result.json, in file order."""
     out = {}
     for trial in folder.glob("trial_*"):
         rows = []
         for line in (trial / "result.json").read_text().splitlines() if (trial / "result.json").exists() else []:
             with contextlib.suppress(ValueError):
                 rows.append(json.loads(line))
-        out[trial.name.removeprefix("trial_")] = [int(r["epoch"]) for r in rows]
+        out[trial.name.removeprefix("trial_")] = [(int(r["epoch"]), int(r["training_iteration"])) for r in rows]
     return out
 
 
@@ -91,17 +96,6 @@ def _resume_and_check(folder: Path, tmp_path: Path, before: dict[str, list[int]]
         assert counts and max(counts.values()) == 1, (trial_id, counts)  # logged, and no epoch twice
         assert sorted(counts) == after[trial_id]
     return log
-
-
-def _epoch_iterations(folder: Path) -> dict[str, list[tuple[int, int]]]:
-    out = {}
-    for trial in folder.glob("trial_*"):
-        rows = []
-        for line in (trial / "result.json").read_text().splitlines() if (trial / "result.json").exists() else []:
-            with contextlib.suppress(ValueError):
-                rows.append(json.loads(line))
-        out[trial.name.removeprefix("trial_")] = [(int(r["epoch"]), int(r["training_iteration"])) for r in rows]
-    return out
 
 
 def _reported(folder: Path) -> int:

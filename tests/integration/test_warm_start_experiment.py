@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
+
+from helpers import assert_warm_points_inside
 
 from polsess.config import flatten
 from tune_app.experiment.results import load_experiment
-from tune_app.experiment.warm_start import WarmStart, load_warm_start
-from tune_app.space import load_search, optuna_space
-
-
-def _assert_inside(ws: WarmStart, spec) -> None:
-    dists = optuna_space(spec)
-    assert len(ws.points) == len(ws.rewards) == ws.used
-    for point, reward in zip(ws.points, ws.rewards, strict=True):
-        assert list(point) == list(spec.space)
-        for path, value in point.items():
-            assert dists[path]._contains(dists[path].to_internal_repr(value)), (path, value)
-        assert math.isfinite(reward)
-    assert len({tuple(p.values()) for p in ws.points}) == len(ws.points)
-
+from tune_app.experiment.warm_start import load_warm_start
+from tune_app.space import load_search
 
 # --------------------------------------------------------------------------- TPE uses the points
 
@@ -50,7 +39,7 @@ def _check_experiment_source(folder: Path) -> None:
         point = {p: flatten(t.config)[p] for p in spec.space}
         reward = ws.rewards[ws.points.index(point)]
         assert sign * t.scores(spec.metric)[-1] <= sign * reward  # the last report, or a duplicate's better one
-    _assert_inside(ws, spec)
+    assert_warm_points_inside(ws, spec)
 
 
 def test_experiment_folder_source(finished_experiment):

@@ -22,15 +22,8 @@ BLOB_LEN = 40_000  # one history record larger than a 32 KiB block, so it must b
 
 
 @pytest.fixture(autouse=True)
-def offline_wandb(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
-    """Keep W&B offline, quiet and away from the user's settings and credentials."""
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb_config"))
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    monkeypatch.delenv("WANDB_DIR", raising=False)
-    yield
-    wandb.teardown()  # stop the wandb-core service this process started
+def _offline(offline_wandb):
+    """Every test here: W&B offline, quiet, away from the user's settings (conftest.offline_wandb)."""
 
 
 def _write_run(root: Path, run_id: str, steps: int = 5, **init_kwargs) -> list[dict]:

@@ -14,7 +14,7 @@ import optuna
 import pandas as pd
 import pytest
 import yaml
-from helpers import EXAMPLES, REPO, needs_shared, skip_without_shared
+from helpers import EXAMPLES, REPO, assert_warm_points_inside, needs_shared, skip_without_shared
 
 from polsess.config import load_config, to_flat
 from tune_app.errors import TuneInputError
@@ -137,7 +137,7 @@ def test_all_runs_into_stage1_space(stage1):
     df = pd.read_csv(ALL_RUNS, sep=";")
     done = df[(df.sweep_group == "convtasnet-stage1-2k") & df.completed]
     assert sorted(ws.rewards) == sorted(done.best_val_sisdr)
-    _assert_inside(ws, spec)
+    assert_warm_points_inside(ws, spec)
     assert {type(p["training.lr_patience"]) for p in ws.points} == {int}
     assert ws.notes == ["run config experiments/convtasnet/sb_task_subset.yaml not found: its runs' unrecorded "
                         "settings are unknown"]  # not in shared/; its runs are told apart by num_epochs
@@ -149,18 +149,7 @@ def test_other_settings_can_be_allowed(stage2):
     ws = load_warm_start(ALL_RUNS, spec, base, match_settings=False)
     assert "other settings" not in ws.skipped and ws.skipped["other model/task"] == 707
     assert ws.used == 17
-    _assert_inside(ws, spec)
-
-
-def _assert_inside(ws: WarmStart, spec) -> None:
-    dists = optuna_space(spec)
-    assert len(ws.points) == len(ws.rewards) == ws.used
-    for point, reward in zip(ws.points, ws.rewards, strict=True):
-        assert list(point) == list(spec.space)
-        for path, value in point.items():
-            assert dists[path]._contains(dists[path].to_internal_repr(value)), (path, value)
-        assert math.isfinite(reward)
-    assert len({tuple(p.values()) for p in ws.points}) == len(ws.points)
+    assert_warm_points_inside(ws, spec)
 
 
 # --------------------------------------------------------------------------- TPE uses the points
@@ -255,7 +244,7 @@ def test_each_rule_on_a_small_csv(tmp_path, stage2):
     assert edge == {"training.lr": 1.5e-3, "training.weight_decay": 1e-5, "training.grad_clip_norm": 15.0,
                     "training.lr_factor": 0.5, "training.lr_patience": 4}
     assert type(edge["training.lr_patience"]) is int
-    _assert_inside(ws, spec)
+    assert_warm_points_inside(ws, spec)
     warm_trials(ws, spec, space_key)  # Optuna accepts every point
 
 
