@@ -173,6 +173,10 @@ def test_a_folder_left_by_an_interrupted_start_up_is_reused_and_a_foreign_one_re
     (tmp_path / "left").mkdir()
     (tmp_path / "left" / "search.json").write_text("{}")  # Ctrl-C before the first trial
     assert any("stopped before its first trial" in n for n in plan("left").notes)
+    (tmp_path / "backed" / ".state-backup").mkdir(parents=True)  # its state files deleted, the backup kept
+    (tmp_path / "backed" / ".state-backup" / "experiment_state-2026.json").write_text("{}")
+    with pytest.raises(TuneInputError, match="already exists; resume it"):
+        plan("backed")
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("months of work")
     with pytest.raises(TuneInputError, match="not an experiment's"):

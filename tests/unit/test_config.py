@@ -120,3 +120,15 @@ def test_cuda_request_without_gpu_falls_back_once():
     assert pick_device("cuda:1", said.append).type == "cpu"
     assert len(said) == 1 and "running on the CPU" in said[0]
     assert pick_device("auto", said.append).type == "cpu"
+
+
+def test_a_key_given_twice_is_refused_but_a_yaml_merge_is_not(tmp_path):
+    from polsess.config import load_yaml
+
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("training:\n  lr: 0.1\n  lr: 0.2\n")
+    with pytest.raises(ConfigError, match=r"line 3: key 'lr' is given twice \(first on line 2\); keep one"):
+        load_yaml(dup)
+    merged = tmp_path / "merged.yaml"
+    merged.write_text("base: &b {lr: 0.1, seed: 1}\ntraining:\n  <<: *b\n  lr: 0.2\n")
+    assert load_yaml(merged)["training"] == {"lr": 0.2, "seed": 1}

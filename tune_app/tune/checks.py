@@ -112,7 +112,7 @@ def check_experiment_folder(folder: Path, resume: bool) -> list[str]:
         raise TuneInputError(f"{folder}: a file has this name; pick another --name")
     if not folder.is_dir() or not any(folder.iterdir()) or resume:
         return []
-    if layout.has_experiment_state(folder):
+    if layout.has_experiment_state(folder) or layout.has_experiment_state(folder / layout.BACKUP_DIR):
         raise TuneInputError(
             f"{folder}: an experiment with this name already exists; resume it with "
             f"`polsess-tune resume {folder}` or pick another --name"
