@@ -175,6 +175,8 @@ def test_logging_actors_of_ended_trials_do_not_pile_up(demo_corpus: Path, tmp_pa
         time.sleep(0.2)
     out = proc.stdout.read()
     assert proc.returncode == 0, out[-3000:]
-    assert most <= 2 + 2, most  # the 2 running trials' actors, and at most 2 still finishing
+    # The 2 running trials' actors, at most 2 still finishing, and a killed one's process on its way out
+    # (sampled from the process table). Without the bound this reached 15-16.
+    assert most <= 2 + 2 + 2, most
     runs = find_offline_runs(tmp_path / "many" / "wandb-runs")
     assert len({r.run_id for r in runs}) == 16 and all(r.exit_code == 0 for r in runs)
