@@ -132,14 +132,18 @@ def _poisoned_copy(demo_corpus: Path, tmp_path: Path) -> Path:
     return corpus
 
 
-def test_a_search_whose_every_trial_errors_exits_1_and_exports_nothing(demo_corpus, tmp_path):
-    corpus = _poisoned_copy(demo_corpus, tmp_path)
-    proc = subprocess.run(
+def _run_on(corpus: Path, tmp_path: Path, name: str, samples: int, max_failures: int) -> subprocess.CompletedProcess:
+    """A 2-epoch search of the tiny model, 2 trials at a time, W&B off, one NaN batch ends a trial."""
+    return subprocess.run(
         [sys.executable, "-m", "tune_app.cli", "run", "--data-root", str(corpus), "--storage", str(tmp_path),
-         "--name", "failed", "--num-samples", "2", "--max-concurrent", "2", "--wandb", "disabled",
-         "--max-failures", "0", "--set", "num_epochs=2", "--set", "max_bad_batches=1", *TINY],
+         "--name", name, "--num-samples", str(samples), "--max-concurrent", "2", "--wandb", "disabled",
+         "--max-failures", str(max_failures), "--set", "num_epochs=2", "--set", "max_bad_batches=1", *TINY],
         cwd=REPO, capture_output=True, text=True, timeout=600,
     )
+
+
+def test_a_search_whose_every_trial_errors_exits_1_and_exports_nothing(demo_corpus, tmp_path):
+    proc = _run_on(_poisoned_copy(demo_corpus, tmp_path), tmp_path, "failed", samples=2, max_failures=0)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "search failed: 2 of 2 trials errored, all with TrainingDiverged: loss was NaN/Inf" in proc.stdout
     assert "no trial finished with a score: no best config exported" in proc.stdout
@@ -150,13 +154,7 @@ def test_a_search_whose_every_trial_errors_exits_1_and_exports_nothing(demo_corp
 
 
 def test_trials_that_all_fail_alike_stop_the_search_and_are_not_retried(demo_corpus, tmp_path):
-    corpus = _poisoned_copy(demo_corpus, tmp_path)
-    proc = subprocess.run(
-        [sys.executable, "-m", "tune_app.cli", "run", "--data-root", str(corpus), "--storage", str(tmp_path),
-         "--name", "same", "--num-samples", "8", "--max-concurrent", "2", "--wandb", "disabled",
-         "--max-failures", "2", "--set", "num_epochs=2", "--set", "max_bad_batches=1", *TINY],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-    )
+    proc = _run_on(_poisoned_copy(demo_corpus, tmp_path), tmp_path, "same", samples=8, max_failures=2)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "search stopped: the first 3 trials all failed with TrainingDiverged and none finished" in proc.stdout
     exp = load_experiment(tmp_path / "same")
@@ -176,10 +174,7 @@ def test_restart_errored_after_the_cause_is_fixed_finishes_the_search(demo_corpu
     """The trials errored on a broken corpus; once it is fixed, `resume --restart-errored` reruns them
     (new trial ids, unknown to the Optuna study until adopted) and the search ends well."""
     corpus = _poisoned_copy(demo_corpus, tmp_path)
-    run = [sys.executable, "-m", "tune_app.cli", "run", "--data-root", str(corpus), "--storage", str(tmp_path),
-           "--name", "fixed", "--num-samples", "2", "--max-concurrent", "2", "--wandb", "disabled",
-           "--max-failures", "0", "--set", "num_epochs=2", "--set", "max_bad_batches=1", *TINY]
-    first = subprocess.run(run, cwd=REPO, capture_output=True, text=True, timeout=600)
+    first = _run_on(corpus, tmp_path, "fixed", samples=2, max_failures=0)
     assert first.returncode == 1, first.stdout[-3000:] + first.stderr[-3000:]
     shutil.rmtree(corpus)
     shutil.copytree(demo_corpus, corpus)  # the data is fixed

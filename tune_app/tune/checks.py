@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 
 from polsess.config import Config
@@ -19,6 +20,7 @@ from ..ext.ray_internals import local_gpu_count
 from ..space.spec import SearchSpec
 
 MAX_SEED = 2**32 - 1  # numpy's and Optuna's samplers take seeds in 0..2^32-1
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # an experiment folder's name
 MAX_NAME = 200  # a file name is at most 255 bytes; Tune and W&B add their own suffixes
 OURS = {layout.SEARCH_FILE, layout.WANDB_DIR, layout.BACKUP_DIR, layout.STAGES_FILE, layout.LOCK_FILE}
 
@@ -85,10 +87,10 @@ def check_max_failures(n: int) -> None:
         raise TuneInputError(f"--max-failures {n}: must be 0 or more (Ray reads a negative count as no limit)")
 
 
-def check_name(name: str, pattern: object) -> None:
+def check_name(name: str) -> None:
     if len(name) > MAX_NAME:
         raise TuneInputError(f"--name: {len(name)} characters; use at most {MAX_NAME}")
-    if not pattern.match(name):  # type: ignore[attr-defined]
+    if not NAME_RE.match(name):
         raise TuneInputError(f"--name {name!r}: use letters, digits, '.', '_' or '-' only")
 
 

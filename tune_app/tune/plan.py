@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,7 +26,6 @@ from ..space import SearchSpec, describe, load_search, sample_configs
 from . import checks
 
 DEFAULT_NUM_SAMPLES = 8
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 @dataclass
@@ -171,7 +169,7 @@ def prepare_run(args: argparse.Namespace, default_space: Path, default_config: P
         storage = str(Path(storage).expanduser().resolve())
         checks.check_storage(storage)
     name = args.name or f"{spec.name or Path(space_file).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    checks.check_name(name, NAME_RE)
+    checks.check_name(name)
 
     mode, note = choose_wandb_mode(args.wandb)
     plan = RunPlan(
