@@ -7,7 +7,11 @@ search space accepts them as ``metric.name``, the results read them back and W&B
 from __future__ import annotations
 
 # ---- what the trainable reports once per epoch
-METRICS = ("val_sisdr", "val_sisdri", "best_val_sisdr", "train_sisdr")  # the searchable ones
+METRICS = ("val_sisdr", "val_sisdri", "best_val_sisdr", "train_sisdr")  # quality: what ASHA can prune on
+# What a trial's model costs (polsess.cost), measured once per trial and reported with every epoch;
+# a multi-objective search may add them after a quality metric.
+COST_METRICS = ("params_m", "gmacs_per_s", "rtf")
+COST_UNITS = {"params_m": "M params", "gmacs_per_s": "GMAC/s of audio", "rtf": "real-time factor"}
 DEFAULT_METRIC = "val_sisdr"
 CURVE_METRIC = "val_sisdr"  # the per-epoch curve tables and plots show
 EPOCH = "epoch"  # the scheduler's time attribute: the trainer's epoch

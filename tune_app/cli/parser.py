@@ -86,6 +86,8 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", help="attach to a running Ray cluster: auto or HOST:PORT")
     p.add_argument("--warm-start", type=Path, metavar="CSV_OR_EXPERIMENT",
                    help="hand past runs inside the space to Optuna as evaluated points (W&B export or experiment)")
+    p.add_argument("--optuna-storage", metavar="URL",
+                   help="Optuna study storage, e.g. postgresql://host/db (default: sqlite in the experiment folder)")
     p.add_argument("--resume", action="store_true", help="resume the experiment --name in --storage")
     p.add_argument("--verbose", action="store_true",
                    help="Ray's own status table and logs instead of one line per trial event")
@@ -106,5 +108,9 @@ def add_results_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object: trials, best, importance")
     p.add_argument("--export-best", type=Path, metavar="FILE", help="write the best config as an experiment YAML")
     p.add_argument("--force", action="store_true", help="with --export-best: overwrite FILE if it exists")
+    p.add_argument("--pareto", type=int, metavar="K",
+                   help="with --export-best in a multi-objective search: export point K of the Pareto front")
+    p.add_argument("--max", dest="bounds", action="append", default=[], metavar="METRIC=VALUE",
+                   help="with --export-best: the best trial with METRIC <= VALUE (e.g. params_m=2); repeatable")
     p.add_argument("--plots", action="store_true",
                    help="write val_sisdr_per_epoch.png and parameter_importance.png into the experiment folder")

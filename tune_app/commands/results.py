@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 
 from ..errors import TuneInputError
-from ..experiment import layout
-from ..experiment.report import best_checkpoint_line, export_best, summary_line, table, to_json
-from ..experiment.results import Experiment, load_experiment
+from ..experiment import layout, pareto
+from ..experiment.report import best_checkpoint_line, export_best, front_table, summary_line, table, to_json
+from ..experiment.results import Experiment, TrialRecord, load_experiment
+from ..experiment.study import study_line
+from ..names import COST_METRICS, METRICS
 
 
 def _check_export(args: argparse.Namespace) -> None:
@@ -25,18 +27,24 @@ def cmd_results(args: argparse.Namespace) -> int:
     if (Path(args.experiment) / layout.STAGES_FILE).exists():
         return staged_results(Path(args.experiment), args)
     exp = load_experiment(args.experiment)
+    chosen = _chosen(exp, args)
     ranking = _importance(exp)
     if args.export_best:
-        out = export_best(exp, args.export_best)
+        out = export_best(exp, args.export_best, chosen)
         print(f"wrote {out}")
+    study = study_line(exp.search)
     if args.json:
-        print(json.dumps({**to_json(exp), "importance": dict(ranking)}, indent=2, default=str))
+        print(json.dumps({**to_json(exp), "importance": dict(ranking), "study": study}, indent=2, default=str))
     elif not args.export_best:
         print(table(exp, top=args.top))
         print(summary_line(exp))
         line = best_checkpoint_line(exp)
         if line:
             print(line)
+        if pareto.is_multi_objective(exp):
+            print(f"\n{front_table(exp)}")
+        if study:
+            print(study)
         if ranking:
             from ..experiment.importance import format_importance, importance_caption
 
@@ -48,6 +56,18 @@ def cmd_results(args: argparse.Namespace) -> int:
         for path in write_plots(exp, importance=ranking):
             print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+def _chosen(exp: Experiment, args: argparse.Namespace) -> TrialRecord | None:
+    """The trial --pareto K / --max METRIC=VALUE pick for --export-best (None: the best one)."""
+    k, texts = getattr(args, "pareto", None), getattr(args, "bounds", [])
+    if k is None and not texts:
+        return None
+    if not args.export_best:
+        raise TuneInputError("--pareto and --max choose what --export-best writes; add --export-best FILE")
+    if k is not None and not pareto.is_multi_objective(exp):
+        raise TuneInputError(f"--pareto {k}: {exp.path} searched one metric ({exp.metric}); use --max METRIC=VALUE")
+    return pareto.pick(exp, k, pareto.parse_bounds(texts, [*METRICS, *COST_METRICS]))
 
 
 def _importance(exp: Experiment) -> list[tuple[str, float]]:

@@ -36,6 +36,8 @@ WANDB_DIR = "wandb-runs"
 CHECKPOINT_FILE = "trainer.pt"  # the trainer's state inside each checkpoint folder
 NOT_RETRIED_FILE = "not_retried.pkl"  # in a trial folder: the error a retry re-raises (tune.trainable)
 LOCK_FILE = ".polsess-tune.lock"  # held by the one run/resume driving this folder (tune.folder_lock)
+# The search's Optuna study (SQLite, beside the trials; open it with `optuna-dashboard sqlite:///…`).
+STUDY_FILE = "optuna-study.db"
 STOPPED_FILE = "stopped.json"  # the search was stopped because its trials all failed alike
 
 

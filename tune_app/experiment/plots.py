@@ -10,6 +10,7 @@ pixel size depends only on the input, never on label lengths.
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -208,4 +209,25 @@ def write_plots(exp: Experiment, out_dir: Path | None = None,
 
         title = f"{exp.path.name}: {importance_caption(exp)}"
         written.append(save_figure(figure_importance(importance, title), out / IMPORTANCE_PNG))
+    from . import pareto
+
+    if pareto.is_multi_objective(exp) and pareto.candidates(exp):
+        from .pareto_plot import write_pareto_plot
+
+        written.append(write_pareto_plot(exp, out))
+    return written + _study_views(exp, out, importance)
+
+
+def _study_views(exp: Experiment, out: Path, importance: list[tuple[str, float]]) -> list[Path]:
+    """Optuna's parallel-coordinate, slice and contour views of the study the search kept."""
+    from .study import load_study
+    from .study_plots import write_study_plots
+
+    study = load_study(exp.search)
+    if study is None:
+        return []
+    top = [path.replace(".", "/") for path, _ in importance]  # the study's parameter names (driver.space_key)
+    written, skipped = write_study_plots(study, out, exp.metric, top or None)
+    for reason in skipped:
+        print(f"note: no Optuna view {reason}", file=sys.stderr)
     return written

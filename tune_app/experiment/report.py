@@ -13,7 +13,8 @@ from typing import Any
 from polsess.config import config_from_flat, flatten, save_config
 
 from ..errors import TuneInputError
-from ..names import COMPLETED, CURVE_METRIC, EARLY_STOPPED, EPOCH, ERROR, status_label
+from ..names import COMPLETED, COST_METRICS, CURVE_METRIC, EARLY_STOPPED, EPOCH, ERROR, status_label
+from . import pareto
 from .results import Experiment, TrialRecord
 
 
@@ -67,10 +68,15 @@ def to_json(exp: Experiment) -> dict[str, Any]:
             "error": t.error,
         })
     best = exp.best_trial()
+    objs = pareto.objectives(exp)
     return {
         "experiment": str(exp.path),
         "metric": exp.metric,
         "mode": exp.mode,
+        "objectives": [list(o) for o in objs],
+        "pareto_front": None if len(objs) < 2 else [
+            {"trial_id": t.trial_id, "status": t.status, **dict(zip((n for n, _ in objs), p, strict=True))}
+            for t, p in pareto.front(exp)],
         "counts": exp.counts(),
         "trials": trials,
         "best": None if best is None else {
@@ -81,18 +87,40 @@ def to_json(exp: Experiment) -> dict[str, Any]:
     }
 
 
-def export_best(exp: Experiment, out: str | Path) -> Path:
-    """The best trial's full config as an experiment YAML that `polsess-tune train` accepts."""
-    best = exp.best_trial()
+def export_best(exp: Experiment, out: str | Path, trial: TrialRecord | None = None) -> Path:
+    """The best trial's (or ``trial``'s) full config as an experiment YAML that `polsess-tune train` accepts."""
+    best = trial or exp.best_trial()
     if best is None:
         why = "every trial errored" if exp.trials and len(exp.errored()) == len(exp.trials) else \
             f"no trial reported {exp.metric} yet"
         raise TuneInputError(f"{exp.path}: {why}; nothing to export")
     cfg = config_from_flat(flatten(best.config))
     score = best.best(exp.metric, exp.mode)
-    header = (f"Best config of {exp.path.name} (trial {best.trial_id}): {exp.metric} = {score:.3f} dB\n"
+    costs = ", ".join(f"{name} = {t[-1]:.4g}" for name in COST_METRICS if (t := best.scores(name)))
+    what = "Best config" if trial is None else "Chosen config"
+    header = (f"{what} of {exp.path.name} (trial {best.trial_id}): {exp.metric} = {score:.3f} dB"
+              + (f"; {costs}" if costs else "") + "\n"
               f"Train it: polsess-tune train --config {Path(out).name}")
     return save_config(cfg, out, header=header)
+
+
+def front_table(exp: Experiment) -> str:
+    """The Pareto front as rows: ``#  trial  status  <params>  epochs  <objectives>``, best first."""
+    objs = pareto.objectives(exp)
+    points = pareto.front(exp)
+    params = exp.space or []
+    head = ["#", "trial", "status", *[short_name(p) for p in params], "epochs",
+            *[("best " if i == 0 else "") + name for i, (name, _) in enumerate(objs)]]
+    body = []
+    for i, (t, p) in enumerate(points, 1):
+        flat = flatten(t.config)
+        body.append([str(i), t.trial_id, t.status, *[_fmt(flat.get(q, "")) for q in params], str(t.epochs),
+                     *[f"{v:.2f}" if j == 0 else f"{v:.4g}" for j, v in enumerate(p)]])
+    widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
+    title = (f"Pareto front ({len(points)} of {len(pareto.candidates(exp))} scored trials; "
+             + ", ".join(f"{n} {'higher' if m == 'max' else 'lower'} is better" for n, m in objs) + "):")
+    rows = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [head, *body]]
+    return "\n".join([title, *rows])
 
 
 def write_csv(exp: Experiment, out: str | Path) -> Path:

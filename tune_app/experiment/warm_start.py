@@ -171,6 +171,9 @@ def load_warm_start(
     if not spec.space:
         raise TuneInputError(f"{spec.file or '<sweep>'}: nothing is searched, so there is nothing to warm-start; "
                              "drop the warm start or search a parameter")
+    if spec.multi_objective:
+        raise TuneInputError(f"{spec.file or '<sweep>'}: a warm start carries one score per run, and this search has "
+                             f"{len(spec.objectives)} objectives; drop the warm start or search one metric")
     if spec.method != "bayes":
         raise TuneInputError(f"{spec.file or '<sweep>'}: method {spec.method} does not learn from earlier results; "
                              "use method: bayes to warm-start, or drop the warm start")

@@ -5,6 +5,15 @@ score, so TPE treats an SI-SDR after 2 of 50 epochs as a final one. The trainabl
 report with ``done_training``; a trial that ends without it was stopped by the scheduler and
 reaches Optuna as PRUNED, with its per-epoch values (already reported via ``ot_trial.report``).
 
+With a persistent storage (``tune_app.experiment.study``) the study also has to survive a SIGKILL
+of the driver: Tune's searcher pickle is then up to one snapshot older than the database. On
+restore, trials the database already holds as finished are not told again, and trials the study
+handed out after the snapshot (RUNNING there, unknown to Tune) are handed to the next new Tune
+trials instead of being left RUNNING for ever: no trial told twice, none lost.
+
+Each study trial carries the Tune trial id (user attribute ``ray_trial_id``) and warm-started
+points carry ``warm_start`` (their source), so optuna-dashboard shows where a trial came from.
+
 Private names used (see ``tune_app.ext.UPSTREAM``): ``OptunaSearch._ot_study``, ``._ot_trials``,
 ``._completed_trials``, ``._space`` and ``optuna.Trial._trial_id``.
 """
@@ -14,6 +23,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import optuna
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
@@ -22,14 +32,54 @@ from ..names import DONE_TRAINING, ITERATION
 logger = logging.getLogger(__name__)
 
 
+RAY_TRIAL_ID = "ray_trial_id"  # study trial user attribute: the Tune trial it ran as
+WARM_START = "warm_start"  # study trial user attribute: where a warm-started point came from
+
+
 class PruningOptunaSearch(OptunaSearch):
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        if trial_id not in self._ot_trials and self._orphans():
+            orphan = self._orphans().pop(0)
+            self._ot_trials[trial_id] = optuna.Trial(self._ot_study, orphan._trial_id)
+            logger.info("trial %s takes over study trial %d, asked before the driver stopped", trial_id, orphan.number)
+        known = trial_id in self._ot_trials
+        config = super().suggest(trial_id)
+        if not known and trial_id in self._ot_trials:
+            self._ot_trials[trial_id].set_user_attr(RAY_TRIAL_ID, trial_id)
+        return config
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Tune's pickle, reconciled with the study's storage (which a killed driver kept newer)."""
+        super().restore(checkpoint_path)
+        self._orphan_trials = None
+        storage = self._ot_study._storage
+        for trial_id, ot_trial in self._ot_trials.items():
+            if storage.get_trial(ot_trial._trial_id).state.is_finished():
+                self._completed_trials.add(trial_id)
+
+    def _orphans(self) -> list[optuna.Trial]:
+        """Study trials RUNNING in the storage that no Tune trial holds (asked after the last snapshot)."""
+        if getattr(self, "_orphan_trials", None) is None:
+            held = {t._trial_id for t in self._ot_trials.values()}
+            self._orphan_trials = [t for t in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                                   if t._trial_id not in held]
+        return self._orphan_trials
+
+    def add_warm_point(self, params: dict[str, Any], value: float, source: str) -> None:
+        """A finished trial of an earlier search, in the study as such (``warm_start`` = its source)."""
+        self._ot_study.add_trial(optuna.trial.create_trial(
+            state=TrialState.COMPLETE, value=value, params=params, distributions=self._space,
+            user_attrs={WARM_START: source}))
+
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        if trial_id in self._completed_trials:
+            return  # told already (by the storage, before a restore); Ray's own warning would repeat it
         if self._adopt(trial_id, result):
             super().on_trial_result(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         if trial_id in self._completed_trials:
-            return super().on_trial_complete(trial_id, result=result, error=error)
+            return None
         if not self._adopt(trial_id, result):
             return  # a trial the study never asked for, with no config to tell it by
         if result and not error:
@@ -56,12 +106,21 @@ class PruningOptunaSearch(OptunaSearch):
         params = {name: flat[name] for name in self._space if name in flat}
         if len(params) < len(self._space):
             return False
-        self._ot_study.enqueue_trial(params, skip_if_exists=False)
-        self._ot_trials[trial_id] = self._ot_study.ask(fixed_distributions=self._space)
+        orphan = next((t for t in self._orphans() if t.params == params), None)
+        if orphan is not None:  # the study asked it, the driver died before Tune recorded the trial
+            self._orphans().remove(orphan)
+            self._ot_trials[trial_id] = optuna.Trial(self._ot_study, orphan._trial_id)
+        else:
+            self._ot_study.enqueue_trial(params, skip_if_exists=False)
+            self._ot_trials[trial_id] = self._ot_study.ask(fixed_distributions=self._space)
+        self._ot_trials[trial_id].set_user_attr(RAY_TRIAL_ID, trial_id)
         return True
 
     def _report_last(self, trial_id: str, result: dict[str, Any]) -> None:
-        """Tune skips on_trial_result for the result that ends a trial; record it as a step too."""
+        """Tune skips on_trial_result for the result that ends a trial; record it as a step too
+        (single-objective only: Optuna keeps no intermediate values for a multi-objective study)."""
+        if isinstance(self.metric, list):
+            return
         step, value = result.get(ITERATION), result.get(self.metric)
         ot_trial = self._ot_trials[trial_id]
         if step is None or value is None or step in ot_trial.storage.get_trial(ot_trial._trial_id).intermediate_values:

@@ -19,6 +19,7 @@ def describe(spec: SearchSpec) -> dict[str, Any]:
         "method": spec.method,
         "metric": spec.metric,
         "mode": spec.mode,
+        "objectives": [list(o) for o in spec.objectives],
         "target": spec.target,
         "num_samples": spec.num_samples,
         "grid_size": spec.grid_size,
@@ -42,7 +43,7 @@ def format_dry_run(spec: SearchSpec, samples: list[dict[str, Any]], num_samples:
     lines = [f"search space: {spec.file or '<sweep>'}",
              f"base config:  {spec.base_config or '(config defaults)'}",
              f"method:       {spec.method}",
-             f"metric:       {spec.metric} ({spec.mode})"
+             "metric:       " + ", ".join(f"{name} ({mode})" for name, mode in spec.objectives)
              + (f", target {fmt(spec.target)}" if spec.target is not None else ""),
              f"num_samples:  {num_samples if num_samples is not None else '(driver default)'}"
              + (f" (grid of {spec.grid_size})" if spec.method == "grid" else "")]

@@ -57,7 +57,8 @@ def sample_configs(spec: SearchSpec, n: int, seed: int,
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        study = optuna.create_study(direction="maximize" if spec.mode == "max" else "minimize",
+        study = optuna.create_study(directions=["maximize" if mode == "max" else "minimize"
+                                                for _, mode in spec.objectives],
                                     sampler=make_sampler(spec, seed, num_samples=num_samples))
         study.add_trials(evaluated or [])
         for point in spec.points_to_evaluate:

@@ -57,6 +57,17 @@ class SearchSpec:
     tags: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     stages: list[dict[str, Any]] = field(default_factory=list)  # raw `stages:`; see space.stages
+    # Every objective, (name, "max"|"min"), the first being (metric, mode); one entry for a plain search.
+    objectives: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.objectives:
+            self.objectives = [(self.metric, self.mode)]
+
+    @property
+    def multi_objective(self) -> bool:
+        """A Pareto search: Optuna gets every objective, Ray's scheduler the first."""
+        return len(self.objectives) > 1
 
     @property
     def grid_size(self) -> int | None:

@@ -2,7 +2,7 @@
 
 Users already own W&B sweep YAML, so that syntax *is* our search-space format (see
 ``shared/docs/wandb-sweep-format.md``). This module reads the file's structure (top-level keys,
-nested ``parameters:``, the base ``config``, ``metric``, ``run_cap``, ``tune:``, ``stages:``);
+nested ``parameters:``, the base ``config``, ``metric`` (:mod:`.objectives`), ``run_cap``, ``tune:``, ``stages:``);
 :mod:`.distributions` turns each parameter into a :class:`Param`, :mod:`.schedule` reads
 ``early_terminate``. Pure (yaml + optuna + polsess.config, never ray), so ``run --dry-run`` and the
 tests check a sweep without starting Ray.
@@ -24,10 +24,10 @@ from typing import Any
 from polsess.config import FIELD_PATHS, ConfigError, config_from_flat, load_config, load_yaml, resolve_name, to_flat
 
 from ..errors import SearchSpaceError
-from ..names import DEFAULT_METRIC, METRICS
 from .context import Ctx
 from .distributions import check_keys, check_value, distribution_name, grid_expand, make_param
-from .param import Param, fmt, is_number
+from .objectives import read_metric
+from .param import Param, fmt
 from .schedule import read_scheduler
 from .spec import SearchSpec
 from .tune_section import read_tune
@@ -181,7 +181,8 @@ def search_from_dict(
     if not space:
         ctx.note("nothing is searched: every parameter is fixed")
 
-    metric, mode, target = _read_metric(ctx, raw.get("metric"))
+    objectives, target = read_metric(ctx, raw.get("metric"))
+    metric, mode = objectives[0]
 
     max_t = int(effective["training.num_epochs"])
     if "training.num_epochs" in space:
@@ -204,6 +205,7 @@ def search_from_dict(
         metric=metric,
         mode=mode,
         target=target,
+        objectives=objectives,
         scheduler=scheduler,
         num_samples=num_samples,
         max_concurrent=tune.get("max_concurrent_trials"),
@@ -277,41 +279,6 @@ def _base_config(
             return candidate
     where = ", ".join(str(c.parent) for c in tried)
     ctx.fail("parameters.config", f"{rel} not found; looked in {where}; fix the path or pass a base config")
-
-
-def _read_metric(ctx: Ctx, block: Any) -> tuple[str, str, float | None]:
-    if block is None:
-        ctx.note(f"no metric block: searching {DEFAULT_METRIC}, maximize")
-        return DEFAULT_METRIC, "max", None
-    if not isinstance(block, dict):
-        ctx.fail("metric", "expected a mapping with name and goal")
-    for k in block:
-        if k not in ("name", "goal", "target", "impute", "impute_while_running"):
-            ctx.fail(f"metric.{k}", "unknown key; metric takes name, goal, target")
-    for k in ("impute", "impute_while_running"):
-        if k in block:
-            ctx.note(f"metric.{k} ignored — Ray Tune only sees what the trainable reports")
-    name = block.get("name")
-    if name is None:
-        ctx.fail("metric.name", f"missing; use one of {', '.join(METRICS)}")
-    if name not in METRICS:
-        ctx.fail("metric.name", f"{name!r} is not reported by the trainable; use one of {', '.join(METRICS)}")
-    goal = block.get("goal")
-    if goal is None:
-        ctx.note(f"warning: metric.goal missing — W&B's default goal is minimize, so this search MINIMIZES "
-                 f"{name} (higher SI-SDR is better); add goal: maximize")
-        mode = "min"
-    elif goal in ("maximize", "minimize"):
-        mode = "max" if goal == "maximize" else "min"
-        if mode == "min":
-            ctx.note(f"warning: goal: minimize on {name}, an SI-SDR where higher is better; "
-                     "did you mean maximize?")
-    else:
-        ctx.fail("metric.goal", f"{goal!r} is not a goal; use maximize or minimize")
-    target = block.get("target")
-    if target is not None and (not is_number(target) or not math.isfinite(target)):
-        ctx.fail("metric.target", f"expected a number, got {target!r}")
-    return name, mode, None if target is None else float(target)
 
 
 def _num_samples(ctx: Ctx, raw: dict[str, Any], tune: dict[str, Any], method: str,

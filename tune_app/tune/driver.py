@@ -31,7 +31,9 @@ def space_key(path: str) -> str:
 
 
 def build_searcher(plan: RunPlan):
-    """Ray's OptunaSearch (ours tells Optuna early-stopped trials as PRUNED), seeded, warm-started."""
+    """Ray's OptunaSearch (ours tells Optuna early-stopped trials as PRUNED), seeded, warm-started,
+    its study in ``plan.optuna_storage`` under the experiment's name; every objective of a Pareto
+    search goes to Optuna (Ray's scheduler gets the first, in build_tuner)."""
     import optuna
 
     from ..ext.optuna_search import PruningOptunaSearch
@@ -40,20 +42,28 @@ def build_searcher(plan: RunPlan):
     spec = plan.spec
     space = {space_key(p): d for p, d in optuna_space(spec).items()}
     points = [{space_key(p): v for p, v in point.items() if p in spec.space} for point in spec.points_to_evaluate]
+    storage = None
+    if plan.optuna_storage:
+        from ..experiment.study import open_storage
+
+        storage = open_storage(plan.optuna_storage)
+    names, modes = [n for n, _ in spec.objectives], [m for _, m in spec.objectives]
     searcher = PruningOptunaSearch(
         space=space,
-        metric=spec.metric,
-        mode=spec.mode,
+        metric=names if spec.multi_objective else spec.metric,
+        mode=modes if spec.multi_objective else spec.mode,
         # TPE's start-up trials are sized by the real budget (--num-samples may differ from the file's).
         sampler=make_sampler(spec, plan.seed, key=space_key, num_samples=plan.num_samples),
         points_to_evaluate=points or None,
+        storage=storage,
+        study_name=plan.study_name,
     )
     if plan.warm_start is not None:
         from ..experiment.warm_start import as_evaluated
 
         # Finished trials in the study, not re-trained (the file's own points still are).
         for point, reward in zip(*as_evaluated(plan.warm_start, space_key), strict=True):
-            searcher.add_evaluated_point(point, reward)
+            searcher.add_warm_point(point, reward, plan.warm_start.source)
     return searcher
 
 

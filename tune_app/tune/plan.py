@@ -48,6 +48,21 @@ class RunPlan:
     notes: list[str] = field(default_factory=list)
     warm_start: WarmStart | None = None
     verbose: bool = False  # Ray's own status table and logs instead of one line per trial event
+    optuna_storage_url: str | None = None  # --optuna-storage; None: SQLite in a local experiment folder
+    study_prefix: str = ""  # a stage's study is "<staged search>/<stage>" in a shared storage
+
+    @property
+    def optuna_storage(self) -> str | None:
+        """Where the study lives (tune_app.experiment.study); None: in memory (a URI experiment)."""
+        from ..experiment.study import default_storage_url
+
+        if self.optuna_storage_url:
+            return self.optuna_storage_url
+        return None if self.is_uri else default_storage_url(self.experiment_path)
+
+    @property
+    def study_name(self) -> str:
+        return self.study_prefix + self.name
 
     @property
     def experiment_path(self) -> str:
@@ -181,7 +196,21 @@ def prepare_run(args: argparse.Namespace, default_space: Path, default_config: P
     )
     if not args.dry_run and not plan.is_uri:
         plan.notes += checks.check_experiment_folder(Path(plan.experiment_path), plan.resume)
+    plan.optuna_storage_url = getattr(args, "optuna_storage", None)
+    if plan.optuna_storage_url and not args.dry_run and not plan.resume:
+        from ..experiment.study import check_new_study
+
+        check_new_study(plan.optuna_storage_url, plan.study_name)
+    elif plan.is_uri:
+        plan.notes.append("the Optuna study of a URI experiment lives in the driver's memory (and Tune's "
+                          "checkpoint); pass --optuna-storage URL to keep it where optuna-dashboard can read it")
     return plan
+
+
+def _redacted(url: str | None) -> str | None:
+    from ..experiment.study import redact
+
+    return None if url is None else redact(url)
 
 
 def _resolve(name: str) -> str:
@@ -210,6 +239,8 @@ def write_search_file(plan: RunPlan) -> None:
         "max_failures": plan.max_failures,
         "data_root": plan.base.data.data_root,
         "experiment_path": plan.experiment_path,  # where it started: a moved folder is refused on resume
+        "study_name": plan.study_name if plan.optuna_storage else None,
+        "optuna_storage": _redacted(plan.optuna_storage),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
     })
     (folder / SEARCH_FILE).write_text(json.dumps(info, indent=2, default=str))

@@ -29,7 +29,7 @@ def _stage_plan(plan: RunPlan, stage: Stage, previous: tuple[Experiment, RunPlan
     base = config_from_flat({**to_flat(plan.base), **stage.overrides}, source=f"stage {stage.name}")
     spec.scheduler.fit_to(base.training.num_epochs)
     return dataclasses.replace(plan, spec=spec, base=base, storage=plan.experiment_path, name=stage.name,
-                               num_samples=stage.num_samples, resume=False)
+                               num_samples=stage.num_samples, resume=False, study_prefix=f"{plan.name}/")
 
 
 def _finished(folder: Path, num_samples: int) -> bool:

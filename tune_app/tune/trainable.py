@@ -91,6 +91,7 @@ def _marker() -> Path | None:
 def _train(config: dict[str, Any]) -> None:
     import torch
 
+    from polsess.cost import model_cost
     from polsess.device import cpu_share
     from polsess.trainer import Trainer
 
@@ -106,6 +107,9 @@ def _train(config: dict[str, Any]) -> None:
         torch.cuda.empty_cache()
     trainer = Trainer(cfg, device=device, log=_log)
 
+    # What the model costs (size, compute, speed on this device), in every report: a Pareto search
+    # reads it as objectives, W&B's run summary keeps it beside the SI-SDR.
+    cost = model_cost(trainer.model, trainer.train_set.sample_rate, device)
     state, unrecorded = restored_state(tune.get_checkpoint())
     if state is not None:
         trainer.load_state_dict(state)
@@ -114,7 +118,7 @@ def _train(config: dict[str, Any]) -> None:
     # them as they were instead of training them again, so no epoch is skipped or run twice.
     for metrics in unrecorded:
         last = metrics is unrecorded[-1]
-        tune.report({**metrics, ITERATION: metrics[EPOCH], "time_training_s": 0.0,
+        tune.report({**metrics, **cost, ITERATION: metrics[EPOCH], "time_training_s": 0.0,
                      DONE_TRAINING: last and trainer.done})
 
     while not trainer.done:
@@ -130,6 +134,7 @@ def _train(config: dict[str, Any]) -> None:
                 "(--gpus-per-trial)"
             ) from None
         metrics["time_training_s"] = time.perf_counter() - start
+        metrics.update(cost)
         metrics["node_id"] = ray.get_runtime_context().get_node_id()
         # Tells our Optuna searcher whether a trial ended on its own or was stopped by the scheduler.
         metrics[DONE_TRAINING] = trainer.done

@@ -1,0 +1,90 @@
+"""The search's Optuna study, kept in a storage that outlives the driver.
+
+Ray's ``OptunaSearch`` keeps its study in memory unless given ``storage``; then it is lost with the
+driver and nothing but Tune's pickle can show it. Every local search therefore writes its study to
+``<experiment>/optuna-study.db`` under the experiment's name, where optuna-dashboard, Optuna's own
+plots and importance can read it while the search runs; ``--optuna-storage URL`` puts it in a
+shared database instead (a cluster's PostgreSQL, say).
+
+Why SQLite and not Optuna's journal file: the driver is the only writer, and SQLite's own
+transactions make a SIGKILL mid-write lose at most the open transaction, with OS-level locks that
+die with the process; the journal file's lock is a file that a killed driver leaves behind (Optuna
+breaks it only after a grace period), which would stall the very ``resume`` that follows a kill.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from ..errors import TuneInputError
+from . import layout
+
+
+def default_storage_url(experiment_path: str | Path) -> str:
+    return f"sqlite:///{Path(experiment_path).resolve() / layout.STUDY_FILE}"
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """An RDB storage for ``url`` (creating SQLite's file and Optuna's tables), or one error line."""
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite:"):
+        # The dashboard reads while the driver writes: wait for its lock instead of failing at once.
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 30}}
+    try:
+        return optuna.storages.RDBStorage(url, **kwargs)
+    except Exception as exc:  # sqlalchemy's errors: a bad URL, a missing driver, no server
+        why = f"{type(exc).__name__}: {redact(str(exc)).splitlines()[0]}"
+        raise TuneInputError(f"--optuna-storage {redact(url)}: cannot open it ({why}); check the URL and "
+                             "that the database is up") from None
+
+
+def redact(url: str) -> str:
+    """``postgresql://user:secret@host/db`` → ``postgresql://user:***@host/db``: a password never printed."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1] if "@" in url else url
+
+
+def check_new_study(url: str, name: str) -> None:
+    """A new search must not add its trials to another search's study of the same name."""
+    storage = open_storage(url)
+    if name in {s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)}:
+        raise TuneInputError(f"--optuna-storage {redact(url)}: a study named {name!r} exists there already; "
+                             "pick another --name (or resume that experiment)")
+
+
+def load_study(search: dict[str, Any]) -> optuna.Study | None:
+    """The study a search recorded in ``search.json`` (None for searches without one, or gone)."""
+    url, name = search.get("optuna_storage"), search.get("study_name")
+    if not url or not name:
+        return None
+    try:
+        return optuna.load_study(study_name=name, storage=open_storage(url))
+    except (KeyError, TuneInputError):
+        return None
+
+
+def study_counts(study: optuna.Study) -> dict[str, int]:
+    """Trials of the study by Optuna state name (``COMPLETE``, ``PRUNED``, ``FAIL``, ``RUNNING``…)."""
+    out: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        out[t.state.name] = out.get(t.state.name, 0) + 1
+    return out
+
+
+def study_line(search: dict[str, Any]) -> str | None:
+    """``Optuna study: sqlite:///… (12 trials: 4 COMPLETE, 8 PRUNED); optuna-dashboard sqlite:///…``."""
+    study = load_study(search)
+    if study is None:
+        return None
+    counts = study_counts(study)
+    total = sum(counts.values())
+    parts = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    url = redact(search["optuna_storage"])
+    return f"Optuna study {study.study_name!r}: {total} trials ({parts}); view it: optuna-dashboard {url}"
