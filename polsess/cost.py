@@ -48,7 +48,9 @@ def real_time_factor(model: torch.nn.Module, sample_rate: int, device: str | tor
     device = torch.device(device)
     was_training = model.training
     model.eval()
-    x = torch.randn(1, 1, round(seconds * sample_rate), device=device)
+    # A generator of its own: the global RNG, which the trainer seeded, stays untouched.
+    noise = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 1, round(seconds * sample_rate), generator=noise).to(device)
 
     def timed() -> float:
         start = time.perf_counter()

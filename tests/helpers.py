@@ -46,3 +46,28 @@ def assert_warm_points_inside(ws, spec) -> None:
             assert dists[path]._contains(dists[path].to_internal_repr(value)), (path, value)
         assert math.isfinite(reward)
     assert len({tuple(p.values()) for p in ws.points}) == len(ws.points)
+
+
+def assert_study_agrees(folder: Path, statuses: bool = True) -> None:
+    """The Optuna study the search kept holds each Tune trial exactly once (by its ``ray_trial_id``),
+    none left RUNNING; with ``statuses``, completed trials are COMPLETE and early-stopped ones PRUNED."""
+    import json
+
+    from optuna.trial import TrialState
+
+    from tune_app.experiment.results import load_experiment
+    from tune_app.experiment.study import load_study
+
+    exp = load_experiment(folder)
+    study = load_study(json.loads((folder / "search.json").read_text()))
+    assert study is not None, f"{folder}: no Optuna study recorded"
+    trials = study.get_trials(deepcopy=False)
+    held = sorted(str(t.user_attrs.get("ray_trial_id")) for t in trials)
+    assert held == sorted(t.trial_id for t in exp.trials), (held, [t.trial_id for t in exp.trials])
+    assert not [t.number for t in trials if t.state == TrialState.RUNNING]
+    if statuses:
+        by_id = {t.user_attrs["ray_trial_id"]: t.state for t in trials}
+        want = {"COMPLETED": TrialState.COMPLETE, "EARLY_STOPPED": TrialState.PRUNED, "ERROR": TrialState.FAIL}
+        got = {t.trial_id: by_id[t.trial_id].name for t in exp.trials}
+        expected = {t.trial_id: want[t.status].name for t in exp.trials}
+        assert got == expected, f"study states {got}, results {expected}"

@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import REPO, assert_study_agrees
 from processes import kill_session, wait_for
 
 from tune_app.experiment.results import load_experiment
@@ -95,6 +95,7 @@ def _resume_and_check(folder: Path, tmp_path: Path, before: dict[str, list[int]]
     for trial_id, counts in logged.items():
         assert counts and max(counts.values()) == 1, (trial_id, counts)  # logged, and no epoch twice
         assert sorted(counts) == after[trial_id]
+    assert_study_agrees(folder)  # the study in SQLite: every trial once, none told twice or left RUNNING
     return log
 
 
@@ -136,6 +137,7 @@ def test_a_chain_of_three_kills_loses_no_epoch_and_repeats_none(started):
         n = len(rows)
         assert [e for e, _ in rows] == list(range(1, n + 1)), (trial_id, rows)
         assert [i for _, i in rows] == list(range(1, n + 1)), (trial_id, rows)
+    assert_study_agrees(folder)
     runs = find_offline_runs(folder / "wandb-runs")
     logged: dict[str, Counter] = {}
     for run in runs:

@@ -89,6 +89,12 @@ CASES = [
      for k in ("N", "B", "H", "X", "R", "batch_size", "num_epochs", "lr_patience", "max_bad_batches",
                "early_stopping_patience"))))], ["the grid has 1e+10 points"]),
     ("a 50 MB sweep file", lambda t: ["--space", str(_big(t))], ["big.yaml", "MB", "right file"]),
+    ("a study name taken in --optuna-storage", lambda t: ["--name", "taken", "--optuna-storage", _study(t, "taken")],
+     ["--optuna-storage sqlite:///", "a study named 'taken' exists there already", "--name"]),
+    ("an --optuna-storage that cannot be opened", lambda t: ["--optuna-storage", "sqlite:///" + str(_file_named(
+     t, "f") and t / "runs" / "f" / "x.db")], ["--optuna-storage", "cannot open it"]),
+    ("a Pareto search warm-started", lambda t: ["--space", str(REPO / "search_spaces/demo_pareto.yaml"),
+     "--warm-start", str(_write(t, "w.csv", "lr\n0.1\n"))], ["2 objectives", "drop the warm start"]),
     ("tabs in a sweep file", lambda t: ["--space", str(_write(t, "tab.yaml", "method: bayes\nparameters:\n\tlr: 1\n"))],
      ["tab.yaml", "indented with spaces"]),
 ]
@@ -108,6 +114,15 @@ def _file_named(tmp: Path, name: str) -> str:
     (tmp / "runs").mkdir(exist_ok=True)
     (tmp / "runs" / name).write_text("not an experiment")
     return name
+
+
+def _study(tmp: Path, name: str) -> str:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # "A new study created" is not the error line
+    url = f"sqlite:///{tmp / 'shared.db'}"
+    optuna.create_study(storage=optuna.storages.RDBStorage(url), study_name=name, load_if_exists=True)
+    return url
 
 
 def _big(tmp: Path) -> Path:

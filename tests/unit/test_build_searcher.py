@@ -31,3 +31,29 @@ def test_build_scheduler_follows_the_sweep(tmp_path):
     sched = build_scheduler(plan)
     assert type(sched).__name__ == "ResumableASHA"
     assert (sched._max_t, sched._brackets[0]._rungs[-1][0]) == (plan.base.training.num_epochs, 2)
+
+
+def test_the_study_lives_in_the_experiment_folder_with_warm_points_marked(tmp_path):
+    import optuna
+
+    from tune_app.experiment.warm_start import WarmStart
+
+    plan = _plan(tmp_path, "--name", "kept")
+    point = {p: plan.spec.space[p].fit(v) if plan.spec.space[p].kind != "categorical" else v
+             for p, v in {"training.lr": 1e-3, "training.weight_decay": 1e-5, "training.grad_clip_norm": 5.0,
+                          "model.convtasnet.B": 32}.items()}
+    plan.warm_start = WarmStart([point], [3.25], 1, {}, "earlier.csv")
+    build_searcher(plan)
+    assert plan.optuna_storage == f"sqlite:///{tmp_path}/kept/optuna-study.db"
+    (trial,) = optuna.load_study(study_name="kept", storage=plan.optuna_storage).trials
+    assert (trial.state.name, trial.value, trial.user_attrs) == ("COMPLETE", 3.25, {"warm_start": "earlier.csv"})
+
+
+def test_a_pareto_plan_gives_optuna_every_objective(tmp_path):
+    from tune_app.builtin import sweep_files
+
+    (pareto_demo,) = [f for f in sweep_files() if f.name == "demo_pareto.yaml"]
+    plan = _plan(tmp_path, "--space", str(pareto_demo), "--name", "front")
+    searcher = build_searcher(plan)
+    assert (searcher.metric, searcher.mode) == (["val_sisdr", "params_m"], ["max", "min"])
+    assert [d.name for d in searcher._ot_study.directions] == ["MAXIMIZE", "MINIMIZE"]

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 
 from ..names import COST_UNITS, EARLY_STOPPED
 from . import pareto
-from .plots import DPI, SIZE_IN, save_figure
+from .figures import DPI, SIZE_IN, save_figure
 from .results import Experiment
 
 PARETO_PNG = "pareto_front.png"

@@ -21,6 +21,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ..errors import TuneInputError
 from ..names import COMPLETED, CURVE_METRIC, EARLY_STOPPED, EPOCH, ERROR
+from .figures import DPI, SIZE_IN, save_figure
 from .results import Experiment, TrialRecord
 
 __all__ = [
@@ -37,8 +38,6 @@ __all__ = [
 
 VAL_SISDR_PNG = "val_sisdr_per_epoch.png"
 IMPORTANCE_PNG = "parameter_importance.png"
-DPI = 100
-SIZE_IN = (8.0, 5.0)
 
 # status → (line style, alpha, colour, marker at the last point)
 _STYLE = {
@@ -179,13 +178,6 @@ def figure_importance(ranking: list[tuple[str, float]], title: str = "parameter 
     ax.set_title(title)
     ax.grid(True, axis="x", alpha=0.3)
     return fig
-
-
-def save_figure(fig: Figure, path: Path) -> Path:
-    """Write ``fig`` as a PNG of exactly figsize × dpi pixels."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, format="png")
-    return path
 
 
 def write_plots(exp: Experiment, out_dir: Path | None = None,

@@ -30,10 +30,11 @@ def default_storage_url(experiment_path: str | Path) -> str:
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """An RDB storage for ``url`` (creating SQLite's file and Optuna's tables), or one error line."""
     kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite:"):
-        # The dashboard reads while the driver writes: wait for its lock instead of failing at once.
-        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 30}}
     try:
+        if url.startswith("sqlite:///"):
+            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+            # The dashboard reads while the driver writes: wait for its lock instead of failing at once.
+            kwargs["engine_kwargs"] = {"connect_args": {"timeout": 30}}
         return optuna.storages.RDBStorage(url, **kwargs)
     except Exception as exc:  # sqlalchemy's errors: a bad URL, a missing driver, no server
         why = f"{type(exc).__name__}: {redact(str(exc)).splitlines()[0]}"

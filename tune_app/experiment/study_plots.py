@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from .plots import DPI, SIZE_IN
+from .figures import DPI, SIZE_IN
 
 PARALLEL_PNG = "optuna_parallel_coordinate.png"
 SLICE_PNG = "optuna_slice.png"

@@ -59,6 +59,8 @@ UPSTREAM: tuple[Private, ...] = (
     Private(_OPTUNA, "OptunaSearch._completed_trials", "tune_app.ext.optuna_search", instance=True),
     Private(_OPTUNA, "OptunaSearch._space", "tune_app.ext.optuna_search", instance=True),
     Private("optuna.trial._trial", "Trial._trial_id", "tune_app.ext.optuna_search", instance=True),
+    Private("optuna.trial._frozen", "FrozenTrial._trial_id", "tune_app.ext.optuna_search", instance=True),
+    Private("optuna.study.study", "Study._storage", "tune_app.ext.optuna_search", instance=True),
     # wandb_logging.py
     Private(_WANDB, "_WandbLoggingActor", "tune_app.ext.wandb_logging"),
     Private(_WANDB, "_WandbLoggingActor.__init__", "tune_app.ext.wandb_logging"),

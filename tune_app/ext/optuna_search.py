@@ -21,13 +21,15 @@ Private names used (see ``tune_app.ext.UPSTREAM``): ``OptunaSearch._ot_study``, 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
-from ..names import DONE_TRAINING, ITERATION
+from ..experiment import layout
+from ..names import DONE_TRAINING, EPOCH, ITERATION
 
 logger = logging.getLogger(__name__)
 
@@ -37,14 +39,17 @@ WARM_START = "warm_start"  # study trial user attribute: where a warm-started po
 
 
 class PruningOptunaSearch(OptunaSearch):
+    # The experiment folder (None for a URI experiment): a trial's result.json settles how it ended.
+    results_dir: str | None = None
+
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        if trial_id not in self._ot_trials and self._orphans():
+        new = trial_id not in self._ot_trials
+        if new and self._orphans():
             orphan = self._orphans().pop(0)
             self._ot_trials[trial_id] = optuna.Trial(self._ot_study, orphan._trial_id)
             logger.info("trial %s takes over study trial %d, asked before the driver stopped", trial_id, orphan.number)
-        known = trial_id in self._ot_trials
         config = super().suggest(trial_id)
-        if not known and trial_id in self._ot_trials:
+        if new and trial_id in self._ot_trials:
             self._ot_trials[trial_id].set_user_attr(RAY_TRIAL_ID, trial_id)
         return config
 
@@ -82,6 +87,7 @@ class PruningOptunaSearch(OptunaSearch):
             return None
         if not self._adopt(trial_id, result):
             return  # a trial the study never asked for, with no config to tell it by
+        result = self._settled(trial_id, result)
         if result and not error:
             self._report_last(trial_id, result)
         if error or not result or result.get(DONE_TRAINING, True):
@@ -115,6 +121,22 @@ class PruningOptunaSearch(OptunaSearch):
             self._ot_trials[trial_id] = self._ot_study.ask(fixed_distributions=self._space)
         self._ot_trials[trial_id].set_user_attr(RAY_TRIAL_ID, trial_id)
         return True
+
+    def _settled(self, trial_id: str, result: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Tune's last result, or the trial's own last recorded report where that one ended training.
+
+        After Ctrl-C or a kill, Tune's snapshot can hold an older last result than result.json: a
+        trial that had trained its last epoch is then resumed with nothing left to do and ends with
+        the stale result, which would reach Optuna as PRUNED at an earlier epoch while ``results``
+        (reading result.json) calls it completed.
+        """
+        if not self.results_dir or not result or result.get(DONE_TRAINING, True):
+            return result
+        rows = layout.read_results(Path(self.results_dir) / layout.trial_dirname(trial_id))
+        last = rows[-1] if rows else {}
+        if last.get(DONE_TRAINING) and last.get(EPOCH, 0) > result.get(EPOCH, 0):
+            return {**result, **last}
+        return result
 
     def _report_last(self, trial_id: str, result: dict[str, Any]) -> None:
         """Tune skips on_trial_result for the result that ends a trial; record it as a step too

@@ -58,6 +58,7 @@ def build_searcher(plan: RunPlan):
         storage=storage,
         study_name=plan.study_name,
     )
+    searcher.results_dir = None if plan.is_uri else plan.experiment_path
     if plan.warm_start is not None:
         from ..experiment.warm_start import as_evaluated
 
