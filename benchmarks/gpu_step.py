@@ -21,6 +21,11 @@ Three parts (``benchmarks/gpu_check.sh`` runs all three in about 4.5 minutes on 
     ``--cpus-per-trial`` for both: trials per hour = trials ÷ command wall time × 3600, and the
     median epoch time (``time_training_s``) that shows what sharing costs each trial.
 
+(e) ``--compile``: the step of (a) eager, with the depthwise convs as shifted multiply-adds
+    (``polsess.fast_conv``), and compiled (``speed_up``: torch.compile of the swapped model), fp32
+    and bf16: samples/s, the one-off compile time and the training time it takes to pay back, and
+    the first step's score against eager (same result within float tolerance).
+
 (d) ``--profile``: a few steps of (a) under ``torch.profiler``, fp32 and bf16: the top ops by device
     time (CPU time without a GPU), kernel launches per step and the share of the step the GPU is
     busy, to tell a launch-bound step (busy share low, many small kernels: bf16 cannot help) from
@@ -34,6 +39,7 @@ Without a GPU, (a) and (b) use a small model (N=64 B=32 H=64 X=4 R=2) on 1 s seg
     python benchmarks/gpu_step.py --in-tune        # (b)
     python benchmarks/gpu_step.py --search         # (c)
     python benchmarks/gpu_step.py --profile        # (d)
+    python benchmarks/gpu_step.py --compile        # (e)
     python benchmarks/gpu_step.py --quick ...      # fewer steps / trials
 """
 
@@ -65,6 +71,9 @@ IN_TUNE_TARGET = 0.95
 BF16_TARGET = 1.0
 MEMORY_SHARE_TARGET = 0.25
 SHARE_TARGET = 1.5
+AUTO_TARGET = 3.0  # --gpus-per-trial auto's trials/hour ÷ one trial per GPU, issue #14
+COMPILE_TARGET = 3.0  # × today's fp32 eager step (35.4 samples/s on an H200), issue #14
+PAYBACK_TARGET_S = 120.0
 GIB = 2**30
 
 
@@ -140,12 +149,32 @@ def step_loop(spec: dict[str, Any], report: Callable[[dict[str, Any]], None] | N
     set_cudnn_benchmark(bool(spec.get("cudnn_benchmark", False)))  # the trainer leaves it off
     model, optimizer, params, clip = build(spec["model"], device)
     mix, clean = make_batch(spec["batch"], spec["samples"], device)
-    step = step_fn(model, optimizer, mix, clean, dtype, clip)
+    fast, compile_s, first_loss = spec.get("fast", "eager"), 0.0, None
+    if fast == "shifted":
+        from polsess.fast_conv import swap_depthwise
+
+        swap_depthwise(model)
+    net = model
+    if fast == "compiled":
+        from polsess.fast_conv import speed_up
+
+        start = time.perf_counter()
+        with torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext():
+            net, how = speed_up(model, mix.unsqueeze(1))
+        sync(device)
+        compile_s = time.perf_counter() - start
+        print(f"  ({how}, {compile_s:.1f} s)", flush=True)
+    step = step_fn(net, optimizer, mix, clean, dtype, clip)
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
-    for _ in range(spec["warmup"]):
-        step()
+    for i in range(spec["warmup"]):
+        start = time.perf_counter()
+        loss = step()
+        if i == 0:
+            first_loss = loss
+            sync(device)
+            compile_s += time.perf_counter() - start if fast == "compiled" else 0.0  # backward compiles lazily
     sync(device)
     rates: list[float] = []
     for block in range(spec["blocks"]):
@@ -158,8 +187,8 @@ def step_loop(spec: dict[str, Any], report: Callable[[dict[str, Any]], None] | N
         rates.append(spec["steps"] * spec["batch"] / (time.perf_counter() - start))
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
     out = {"rates": rates, "median": statistics.median(rates), "peak_bytes": peak, "params": params,
-           "threads": torch.get_num_threads()}
-    del model, optimizer, mix, clean, step
+           "threads": torch.get_num_threads(), "compile_s": compile_s, "first_score": first_loss}
+    del model, net, optimizer, mix, clean, step
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return out
@@ -262,6 +291,46 @@ def part_step(args: argparse.Namespace, base: dict[str, Any]) -> list[str]:
     return lines
 
 
+# --------------------------------------------------------------------------- (e)
+
+
+def part_compile(args: argparse.Namespace, base: dict[str, Any]) -> list[str]:
+    """Eager vs shifted depthwise convs vs compiled (polsess.fast_conv), fp32 and, on a GPU, bf16."""
+    device = torch.device(base["device"])
+    low = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if device.type == "cuda" else None
+    runs = [("fp32", "eager"), ("fp32", "shifted"), ("fp32", "compiled")]
+    if low:
+        runs += [(low, "eager"), (low, "compiled")]
+    res = {}
+    print(f"{'precision':10}{'step':>10}{'samples/s':>11}{'ms/step':>9}{'compile s':>11}{'peak GiB':>10}   blocks")
+    for precision, fast in runs:
+        r = step_loop({**base, "precision": precision, "fast": fast})
+        res[precision, fast] = r
+        print(f"{precision:10}{fast:>10}{r['median']:11.1f}{1000 * base['batch'] / r['median']:9.1f}"
+              f"{r['compile_s']:11.1f}{r['peak_bytes'] / GIB:10.2f}   " + " ".join(f"{x:.1f}" for x in r["rates"]),
+              flush=True)
+    where = "GPU" if device.type == "cuda" else "CPU, small model"
+    target = f">= {COMPILE_TARGET:.1f}" if device.type == "cuda" else "none on the CPU: auto leaves it off there"
+    eager = res["fp32", "eager"]
+    lines = []
+    for precision, fast in runs[1:]:
+        r = res[precision, fast]
+        goal = target if fast == "compiled" else "none"
+        lines.append(f"{precision} {fast} ÷ fp32 eager samples/s ({where}): {r['median'] / eager['median']:.2f} "
+                     f"({r['median']:.1f} vs {eager['median']:.1f}) (target {goal})")
+    best = max((k for k in res if k[1] == "compiled"), key=lambda k: res[k]["median"])
+    r = res[best]
+    te, tc = base["batch"] / eager["median"], base["batch"] / r["median"]
+    pays = r["compile_s"] / (te - tc) * te if te > tc else float("inf")
+    lines.append(f"{best[0]} compiled: compile {r['compile_s']:.1f} s, paid back after {pays:.0f} s of eager training "
+                 f"(target <= {PAYBACK_TARGET_S:.0f} s: a trial of a few minutes does not lose)")
+    diff = abs(res["fp32", "compiled"]["first_score"] - eager["first_score"])
+    scale = abs(eager["first_score"]) or 1.0
+    lines.append(f"fp32 compiled vs eager, first step's summed SI-SDR: relative difference {diff / scale:.1e} "
+                 f"(target <= 1e-4)")
+    return lines
+
+
 # --------------------------------------------------------------------------- (b)
 
 
@@ -336,9 +405,9 @@ def part_in_tune(args: argparse.Namespace, base: dict[str, Any]) -> list[str]:
 
 def part_search(args: argparse.Namespace, model_size: dict[str, int]) -> list[str]:
     import yaml
-    from tune_app.results import load_experiment
 
     from polsess.synth import make_corpus
+    from tune_app.experiment.results import load_experiment
 
     gpus = torch.cuda.device_count()
     if not gpus and not args.cpu_test:
@@ -347,7 +416,11 @@ def part_search(args: argparse.Namespace, model_size: dict[str, int]) -> list[st
     epochs = args.search_epochs or (2 if not args.quick else 1)
     rows = args.search_rows or (64 if not args.quick else 32)
     cpus = max(1, min(3, (os.cpu_count() or 1) // 4))
-    if gpus:
+    if gpus and args.packing == "auto":  # --gpus-per-trial auto decides the share; Ray packs by it
+        setups = [("auto", ["--gpus-per-trial", "auto", "--cpus-per-trial", str(cpus)]),
+                  ("1", ["--gpus-per-trial", "1", "--cpus-per-trial", str(cpus), "--max-concurrent", "1"])]
+        seconds = 4.0
+    elif gpus:
         setups = [("0.25", ["--gpus-per-trial", "0.25", "--cpus-per-trial", str(cpus), "--max-concurrent", "4"]),
                   ("1", ["--gpus-per-trial", "1", "--cpus-per-trial", str(cpus), "--max-concurrent", "1"])]
         seconds = 4.0
@@ -355,6 +428,7 @@ def part_search(args: argparse.Namespace, model_size: dict[str, int]) -> list[st
         setups = [("1 CPU", ["--gpus-per-trial", "0", "--cpus-per-trial", "1", "--max-concurrent", "2"]),
                   ("2 CPUs", ["--gpus-per-trial", "0", "--cpus-per-trial", "2", "--max-concurrent", "1"])]
         seconds = 1.0
+    packed_auto = 1
     work = Path(tempfile.mkdtemp(prefix="polsess-gpu-search-"))
     try:
         start = time.perf_counter()
@@ -370,7 +444,9 @@ def part_search(args: argparse.Namespace, model_size: dict[str, int]) -> list[st
             "tune": {"seed": 0},
         }, sort_keys=False))
         sets = {f"model.convtasnet.{k}": v for k, v in model_size.items()}
-        sets.update({"training.num_epochs": epochs, "data.batch_size": 4, "data.num_workers": 2,
+        # compile off: the packing alone is measured (each trial's one-off compile is (e)'s figure).
+        sets.update({"training.num_epochs": epochs, "training.compile": "off", "data.batch_size": 4,
+                     "data.num_workers": 2,
                      "data.train_max_samples": rows, "data.segment_seconds": seconds})
         figures = {}
         for label, flags in setups:
@@ -385,6 +461,11 @@ def part_search(args: argparse.Namespace, model_size: dict[str, int]) -> list[st
             if rc != 0:
                 print(log.read_text()[-3000:])
                 raise RuntimeError(f"polsess-tune run ({label}) exited {rc}")
+            chosen = [line for line in log.read_text().splitlines() if line.startswith("--gpus-per-trial auto")]
+            if chosen:
+                print("    " + chosen[0], flush=True)
+                share = float(chosen[0].split("→")[1].split(":")[0])
+                packed_auto = max(1, round(1 / share))
             exp = load_experiment(work / "runs" / name)
             rows_ = [r for t in exp.trials for r in t.history]
             epoch_s = statistics.median(r["time_training_s"] for r in rows_)
@@ -399,14 +480,15 @@ def part_search(args: argparse.Namespace, model_size: dict[str, int]) -> list[st
     finally:
         shutil.rmtree(work, ignore_errors=True)
     (a_label, a), (b_label, b) = ((s[0], figures[s[0]]) for s in setups)
-    packed = 4 if gpus else 2  # trials at once in the first setup
+    packed = (packed_auto if a_label == "auto" else 4) if gpus else 2  # trials at once in the first setup
     unit = "--gpus-per-trial" if gpus else "CPUs per trial"
     return [
         f"trials/hour at {unit} {a_label}: {a[0]:.0f} ({a[4]} trials in {a[2]:.0f} s; median epoch {a[1]:.1f} s) "
         "(target none: reference)",
         f"trials/hour at {unit} {b_label}: {b[0]:.0f} ({b[4]} trials in {b[2]:.0f} s; median epoch {b[1]:.1f} s) "
         "(target none: reference)",
-        f"trials/hour {a_label} ÷ {b_label}: {a[0] / b[0]:.2f} (target >= {SHARE_TARGET})",
+        f"trials/hour {a_label} ÷ {b_label}: {a[0] / b[0]:.2f} (target >= "
+        f"{AUTO_TARGET if a_label == 'auto' else SHARE_TARGET})",
         f"steady-state throughput {a_label} ÷ {b_label} ({packed} × median epoch at {b_label} ÷ at {a_label}): "
         f"{packed * b[1] / a[1]:.2f} (target >= {SHARE_TARGET})",
     ]
@@ -421,6 +503,7 @@ def main() -> None:
     mode.add_argument("--in-tune", action="store_true", help="(b) the step loop in a Tune trial vs bare")
     mode.add_argument("--search", action="store_true", help="(c) polsess-tune run at 0.25 vs 1 GPU per trial")
     mode.add_argument("--profile", action="store_true", help="(d) torch.profiler view of the step, fp32 and bf16")
+    mode.add_argument("--compile", action="store_true", help="(e) eager vs shifted depthwise vs torch.compile")
     parser.add_argument("--quick", action="store_true", help="fewer timed steps, trials and epochs")
     parser.add_argument("--device", default="auto", help="auto (cuda when visible), cuda or cpu")
     parser.add_argument("--model", choices=["paper", "small"], help="default: paper on a GPU, small on the CPU")
@@ -435,6 +518,8 @@ def main() -> None:
     parser.add_argument("--search-trials", type=int, help="(c) trials per search (default 4; --quick 2)")
     parser.add_argument("--search-epochs", type=int, help="(c) epochs per trial (default 2; --quick 1)")
     parser.add_argument("--search-rows", type=int, help="(c) training rows (default 64; --quick 32)")
+    parser.add_argument("--packing", choices=["0.25", "auto"], default="0.25",
+                        help="(c) the shared setup: 4 trials at 0.25 GPU each, or --gpus-per-trial auto")
     parser.add_argument("--cpu-test", action="store_true", help="(c) without a GPU: 1 vs 2 CPUs per trial")
     parser.add_argument("--summary-file", type=Path, help="also append the summary lines to this file")
     args = parser.parse_args()
@@ -476,6 +561,8 @@ def main() -> None:
         lines = part_search(args, model_size)
     elif args.profile:
         lines = part_profile(args, base)
+    elif args.compile:
+        lines = part_compile(args, base)
     else:
         lines = part_step(args, base)
     print()

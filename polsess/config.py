@@ -78,6 +78,7 @@ class TrainingConfig:
     lr_patience: int = 2
     use_amp: bool = True  # bf16 (or fp16) autocast on CUDA; always off on the CPU
     device: str = "auto"  # auto | cpu | cuda | cuda:N; cuda without a GPU falls back to the CPU
+    compile: str = "auto"  # auto | on | off: torch.compile + shifted depthwise convs (polsess.fast_conv)
     seed: int = 42
     early_stopping_patience: int | None = None
     grad_accumulation_steps: int = 1

@@ -69,6 +69,8 @@ def validate(cfg: Config) -> None:
            "training.early_stopping_patience", t.early_stopping_patience, "use a positive integer or null")
     _check(re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", t.device) is not None, "training.device", t.device,
            "use auto, cpu, cuda or cuda:N")
+    _check(t.compile in ("auto", "on", "off", "True", "False"), "training.compile", t.compile,
+           "use auto (compiled on CUDA), on or off")
     if t.validation_variants is not None:
         _check_variants("training.validation_variants", t.validation_variants)
     if t.curriculum_learning is not None:

@@ -10,9 +10,9 @@ Both are swaps, not a fork: :func:`swap_depthwise` replaces the modules in torch
 ``ConvTasNet`` by ones holding *the same* ``weight``/``bias`` parameters (state dicts and
 checkpoints are interchangeable with the eager model), and :func:`speed_up` compiles the result,
 falling back to eager, with the reason, wherever compiling fails (no C++ compiler, an old GPU, an
-unsupported platform). ``training.compile`` (``auto``: on for CUDA, where it is meant to pay; off
-on CPU) chooses, and ``tests/unit/test_fast_conv.py`` checks outputs and gradients against the
-eager module.
+unsupported platform). ``training.compile`` (``auto``: on for a CUDA run of at least
+``AUTO_MIN_STEPS`` steps, where the compile pays; off on CPU) chooses, and
+``tests/unit/test_fast_conv.py`` checks outputs and gradients against the eager module.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 COMPILE_CHOICES = ("auto", "on", "off")
+_YAML_BOOLS = {"True": "on", "False": "off"}  # YAML reads an unquoted on/off as a bool
 
 
 class ShiftedDepthwiseConv1d(nn.Module):
@@ -77,11 +78,20 @@ def swap_depthwise(model: nn.Module) -> int:
     return swapped
 
 
-def wants_compile(choice: str, device: torch.device) -> bool:
-    """``auto`` compiles on CUDA only: on CPU the one-off compile outweighs the gain of a short trial."""
+# ``auto`` compiles a run of at least this many training steps: the one-off compile (43 s for the
+# small model on this CPU, paid back after 114 s of eager training; benchmarks/gpu_step.py --compile)
+# must not make a trial of a few minutes lose.
+AUTO_MIN_STEPS = 1000
+
+
+def wants_compile(choice: str, device: torch.device, steps: int | None = None) -> bool:
+    """``on``/``off`` as said; ``auto`` compiles on CUDA a run of ``steps`` ≥ AUTO_MIN_STEPS (None: long).
+    Never on the CPU by default: a CPU run is a test or a demo, minutes long."""
+    choice = _YAML_BOOLS.get(choice, choice)
     if choice not in COMPILE_CHOICES:
         raise ValueError(f"training.compile: {choice!r}; use auto, on or off")
-    return choice == "on" or (choice == "auto" and device.type == "cuda")
+    long_enough = steps is None or steps >= AUTO_MIN_STEPS
+    return choice == "on" or (choice == "auto" and device.type == "cuda" and long_enough)
 
 
 def speed_up(model: nn.Module, example: torch.Tensor, log: Callable[[str], None] = print,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
@@ -26,6 +27,7 @@ from torch.utils.data import DataLoader
 from .config import Config, ConfigError, config_from_flat, to_dict, to_flat
 from .data import PolSESSDataset, collate
 from .device import amp_dtype, pick_device
+from .fast_conv import speed_up, wants_compile
 from .metrics import score_batch
 from .model import build_model
 
@@ -69,7 +71,7 @@ class Trainer:
         torch.manual_seed(t.seed)
         random.seed(t.seed)
         np.random.seed(t.seed % 2**32)
-        self.model = build_model(cfg).to(self.device)
+        self.model = build_model(cfg).to(self.device)  # the module: state dicts, validation
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="max", factor=t.lr_factor, patience=t.lr_patience
@@ -79,6 +81,17 @@ class Trainer:
 
         self.train_set = make_dataset(cfg, "train", None, cfg.data.train_max_samples)
         self.val_set = make_dataset(cfg, "val", t.validation_variants, cfg.data.val_max_samples)
+        # What the training pass calls: the module itself, or it compiled (the same parameters).
+        self.train_forward: Callable[[torch.Tensor], torch.Tensor] = self.model
+        self.step_kind = "eager"
+        steps = t.num_epochs * math.ceil(len(self.train_set) / cfg.data.batch_size)
+        if wants_compile(t.compile, self.device, steps):
+            length = self.train_set.segment_samples or round(4.0 * self.train_set.sample_rate)
+            example = torch.zeros(cfg.data.batch_size, 1, length, device=self.device)
+            start = time.perf_counter()
+            with self._autocast():
+                self.train_forward, self.step_kind = speed_up(self.model, example, log)
+            log(f"training step: {self.step_kind} ({time.perf_counter() - start:.1f} s)")
 
         self.epoch = 0  # epochs finished
         self.best_val_sisdr = -math.inf
@@ -167,7 +180,7 @@ class Trainer:
             mix = batch["mix"].to(self.device, non_blocking=True)
             clean = batch["clean"].to(self.device, non_blocking=True)
             with self._autocast():
-                estimate = self.model(mix.unsqueeze(1))
+                estimate = self.train_forward(mix.unsqueeze(1))
             score, _ = score_batch(estimate.float(), clean, mix)
             loss = -score.mean()
             if not torch.isfinite(loss):

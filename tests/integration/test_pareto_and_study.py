@@ -90,7 +90,9 @@ def test_the_scatter_png_draws_the_front(pareto_search):
     exp = load_experiment(folder)
     (line,) = [ln for ln in figure_pareto(exp).axes[0].get_lines() if ln.get_gid() == FRONT_GID]
     drawn = sorted(zip(line.get_xdata(), line.get_ydata(), strict=True))
-    assert drawn == pytest.approx(sorted((p[1], p[0]) for _, p in pareto.front(exp)))
+    want = sorted((p[1], p[0]) for _, p in pareto.front(exp))
+    assert len(drawn) == len(want) >= 2
+    assert [c for xy in drawn for c in xy] == pytest.approx([c for xy in want for c in xy])
 
 
 def test_study_results_and_wandb_count_the_same_trials_and_wandb_has_the_costs(pareto_search):

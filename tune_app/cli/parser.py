@@ -66,14 +66,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def gpus_arg(text: str) -> float | str:
+    """A number, or ``auto`` (tune_app.tune.packing decides once the corpus is known)."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number such as 0.25, or auto") from None
+
+
 def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--space", type=Path, help="W&B sweep file (default: the built-in search_spaces/demo.yaml)")
     add_config_args(p, with_short_flags=False)
     p.add_argument("--num-samples", type=int, help="trials to run (default: run_cap/count, else 8)")
     p.add_argument("--max-concurrent", type=int, help="trials at once (default: what the CPUs/GPUs allow)")
     p.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (default 1); sets torch threads")
-    p.add_argument("--gpus-per-trial", type=float,
-                   help="GPUs per trial (default: 1 if the machine has GPUs, else 0); 0.25 packs 4 trials per GPU")
+    p.add_argument("--gpus-per-trial", type=gpus_arg,
+                   help="GPUs per trial, or auto: measure one step and pack trials by memory and GPU use "
+                        "(default: auto if the machine has GPUs, else 0); 0.25 packs 4 trials per GPU")
     p.add_argument("--storage", help="experiment parent folder or URI (default: ./runs)")
     p.add_argument("--name", help="experiment name (default: <space>-<time>)")
     p.add_argument("--wandb", choices=["offline", "online", "disabled"],

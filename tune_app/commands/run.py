@@ -37,6 +37,21 @@ def check_corpus(plan: RunPlan) -> list[str]:
     return notes
 
 
+def pack_gpus(plan: RunPlan) -> None:
+    """``--gpus-per-trial auto``: measure the largest config's step on the GPU, set the share, say why."""
+    if not plan.gpus_auto:
+        return
+    from polsess.data import PolSESSDataset
+
+    from ..tune.packing import pack_trials
+
+    rate = PolSESSDataset(plan.base.data.data_root, subset="train", task=plan.base.data.task, max_samples=1).sample_rate
+    packing = pack_trials(plan.spec, plan.base, plan.cpus_per_trial, rate)
+    plan.gpus_per_trial = packing.gpus_per_trial
+    plan.gpus_auto = False
+    print(f"--gpus-per-trial auto → {packing.gpus_per_trial:g}: {packing.why}", flush=True)
+
+
 def print_dry_run(plan: RunPlan, as_json: bool, stages: list[dict] | None = None) -> None:
     warm = []
     if plan.warm_start is not None:
@@ -59,7 +74,8 @@ def print_dry_run(plan: RunPlan, as_json: bool, stages: list[dict] | None = None
         print(json.dumps(info, indent=2, default=str))
         return
     print(format_dry_run(plan.spec, samples, num_samples=plan.num_samples))
-    print(f"resources per trial: {plan.cpus_per_trial:g} CPU, {plan.gpus_per_trial:g} GPU; "
+    gpu = "auto (one step measured when the search starts)" if plan.gpus_auto else f"{plan.gpus_per_trial:g}"
+    print(f"resources per trial: {plan.cpus_per_trial:g} CPU, {gpu} GPU; "
           f"max concurrent: {plan.max_concurrent or 'as resources allow'}; seed {plan.seed}")
     for note in plan.notes:
         if note not in plan.spec.notes:
@@ -95,6 +111,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         plan.base.data.data_root = resolve_data_root(plan.base.data.data_root)
         for note in check_corpus(plan):
             print(note)
+        pack_gpus(plan)
         with holding(plan.experiment_path, "run"):
             return run_staged(plan, stages, saved_args(args))
     if args.dry_run:
@@ -102,6 +119,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     plan.base.data.data_root = resolve_data_root(plan.base.data.data_root)
     corpus_notes = check_corpus(plan)
+    pack_gpus(plan)
     if plan.wandb_note:
         print(plan.wandb_note)
     for note in plan.notes:

@@ -13,12 +13,21 @@ that cannot fit even alone is refused then, with the numbers.
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-from polsess.footprint import Footprint
+from polsess.config import Config, config_from_flat, to_flat
+from polsess.footprint import Footprint, flat_json
 
 from ..errors import TuneInputError
+from ..space import SearchSpec
 
 MEMORY_MARGIN = 0.85  # of the GPU's memory that trials may plan to use: the allocator fragments
 CONTEXT_BYTES = 600 * 2**20  # each trial is a process with its own CUDA context and cuDNN workspace
@@ -40,9 +49,10 @@ def choose_packing(fp: Footprint, gpus: int, cpus: float, cpus_per_trial: float,
     room = MEMORY_MARGIN * fp.total_bytes
     if need > room:
         raise TuneInputError(
-            f"a trial of the largest config needs {need / gib:.1f} GiB of GPU memory (peak {fp.peak_bytes / gib:.1f} "
-            f"GiB + {CONTEXT_BYTES / gib:.1f} GiB per process) and the GPU ({fp.device}) has {fp.total_bytes / gib:.1f} "
-            f"GiB, {MEMORY_MARGIN:.0%} of it usable; lower data.batch_size, data.segment_seconds or the model sizes")
+            f"a trial of the largest config needs {need / gib:.1f} GiB of GPU memory (peak "
+            f"{fp.peak_bytes / gib:.1f} GiB + {CONTEXT_BYTES / gib:.1f} GiB per process) and the GPU ({fp.device}) "
+            f"has {fp.total_bytes / gib:.1f} GiB, {MEMORY_MARGIN:.0%} of it usable; lower data.batch_size, "
+            "data.segment_seconds or the model sizes")
     by_memory = max(1, math.floor(room / need))
     by_busy = max_per_gpu if not fp.busy else max(1, math.ceil(1 / fp.busy))
     by_cpus = max(1, math.floor(cpus / max(cpus_per_trial, 1e-9) / max(gpus, 1)))
@@ -54,3 +64,49 @@ def choose_packing(fp: Footprint, gpus: int, cpus: float, cpus_per_trial: float,
            f"{fp.peak_bytes / gib:.2f} GiB (fits {by_memory}), keeps the GPU busy {busy} of the time "
            f"(worth {by_busy}), {cpus:g} CPUs at {cpus_per_trial:g} per trial allow {by_cpus}; bound by {bound}")
     return Packing(n, round(1.0 / n, 4), why)
+
+
+# Sizes that set a step's memory and time: a searched one is taken at its largest value.
+SIZE_PATHS = ("model.convtasnet.N", "model.convtasnet.B", "model.convtasnet.H", "model.convtasnet.P",
+              "model.convtasnet.X", "model.convtasnet.R", "data.batch_size", "data.segment_seconds")
+MEASURE_TIMEOUT_S = 300
+
+
+def largest_config(spec: SearchSpec, base: Config) -> Config:
+    """``base`` with every searched size at its largest value: if that trial fits, every trial does."""
+    flat = to_flat(base)
+    for path in SIZE_PATHS:
+        param = spec.space.get(path)
+        if param is None:
+            continue
+        numeric = [v for v in (param.values or ()) if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        flat[path] = max(numeric) if numeric else (param.high if param.high is not None else flat[path])
+    return config_from_flat(flat, source="the largest config of the search")
+
+
+def measure_in_subprocess(cfg: Config, sample_rate: int) -> Footprint:
+    """polsess.footprint in a process of its own: the driver never holds a CUDA context of its own."""
+    with tempfile.TemporaryDirectory(prefix="polsess-footprint-") as folder:
+        path = Path(folder) / "config.json"
+        path.write_text(flat_json(cfg))
+        proc = subprocess.run([sys.executable, "-m", "polsess.footprint", str(path), str(sample_rate), "cuda"],
+                              capture_output=True, text=True, timeout=MEASURE_TIMEOUT_S)
+    if proc.returncode != 0:
+        if "OutOfMemoryError" in proc.stderr or "out of memory" in proc.stderr:
+            raise TuneInputError("one training step of the search's largest config runs out of GPU memory even "
+                                 "alone; lower data.batch_size, data.segment_seconds or the model sizes")
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise TuneInputError(f"--gpus-per-trial auto: measuring one step failed ({last}); give a number instead, "
+                             "e.g. --gpus-per-trial 0.25")
+    return Footprint(**json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def pack_trials(spec: SearchSpec, base: Config, cpus_per_trial: float, sample_rate: int,
+                measure: Callable[[Config, int], Footprint] = measure_in_subprocess,
+                gpus: int | None = None, cpus: float | None = None) -> Packing:
+    """Measure the largest config's step (``measure``: injected in tests) and choose the packing."""
+    from ..ext.ray_internals import local_gpu_count
+
+    gpus = local_gpu_count() if gpus is None else gpus
+    cpus = float(os.cpu_count() or 1) if cpus is None else cpus
+    return choose_packing(measure(largest_config(spec, base), sample_rate), gpus, cpus, cpus_per_trial)

@@ -50,6 +50,7 @@ class RunPlan:
     verbose: bool = False  # Ray's own status table and logs instead of one line per trial event
     optuna_storage_url: str | None = None  # --optuna-storage; None: SQLite in a local experiment folder
     study_prefix: str = ""  # a stage's study is "<staged search>/<stage>" in a shared storage
+    gpus_auto: bool = False  # --gpus-per-trial auto: gpus_per_trial is measured before the search (packing)
 
     @property
     def optuna_storage(self) -> str | None:
@@ -147,7 +148,16 @@ def prepare_run(args: argparse.Namespace, default_space: Path, default_config: P
     cpus = args.cpus_per_trial if args.cpus_per_trial is not None else float(resources.get("cpu", 1))
     gpus = args.gpus_per_trial if args.gpus_per_trial is not None else resources.get("gpu")
     if gpus is None:
-        gpus = 1.0 if local_gpu_count() and not args.address else 0.0
+        gpus = "auto" if local_gpu_count() and not args.address else 0.0
+    gpus_auto = gpus == "auto"
+    if gpus_auto:
+        if args.address:
+            raise TuneInputError("--gpus-per-trial auto measures this machine's GPU; on a cluster give a number, "
+                                 "e.g. --gpus-per-trial 0.25")
+        if not local_gpu_count():
+            notes.append("--gpus-per-trial auto: no GPU on this machine, so trials run on the CPU")
+            gpus_auto = False
+        gpus = 1.0 if gpus_auto else 0.0  # until the packing is measured (commands.run)
     if args.address:
         from .cluster import check_address
 
@@ -192,7 +202,7 @@ def prepare_run(args: argparse.Namespace, default_space: Path, default_config: P
         max_concurrent=max_concurrent, cpus_per_trial=cpus, gpus_per_trial=float(gpus), seed=seed,
         wandb_mode=mode, wandb_project=args.wandb_project or spec.project or "polsess-tune", wandb_note=note,
         max_failures=args.max_failures, address=args.address, resume=args.resume, notes=notes, warm_start=warm,
-        verbose=bool(getattr(args, "verbose", False)),
+        verbose=bool(getattr(args, "verbose", False)), gpus_auto=gpus_auto,
     )
     if not args.dry_run and not plan.is_uri:
         plan.notes += checks.check_experiment_folder(Path(plan.experiment_path), plan.resume)
