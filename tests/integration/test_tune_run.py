@@ -207,3 +207,21 @@ def test_evaluate_takes_the_checkpoint_folder_results_names(search, demo_corpus)
     result = json.loads(scored.stdout)
     assert result["checkpoint"] == str(ckpt / "trainer.pt")
     assert result["validation"]["validation_variants"] == ["SER", "SE"]
+
+
+def test_the_sampler_a_sweep_file_names_is_the_one_ray_runs(demo_corpus, tmp_path):
+    """tune: {sampler: gp} reaches Ray's OptunaSearch; the trials it ran two at a time got distinct configs."""
+    text = (REPO / "search_spaces/demo.yaml").read_text().replace("  seed: 0\n", "  seed: 0\n  sampler: gp\n")
+    assert "sampler: gp" in text
+    sweep = tmp_path / "gp.yaml"
+    sweep.write_text(text.replace("value: configs/demo.yaml", f"value: {REPO / 'configs/demo.yaml'}"))
+    proc = polsess_tune("run", "--space", str(sweep), "--data-root", str(demo_corpus), "--storage", str(tmp_path),
+                        "--name", "gp", "--num-samples", "4", "--max-concurrent", "2", "--wandb", "disabled",
+                        "--set", "num_epochs=1", *TINY)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (state_file,) = (tmp_path / "gp").glob("searcher-state-*.pkl")
+    sampler = pickle.loads(state_file.read_bytes())["_sampler"]
+    assert type(sampler).__name__ == "GPSampler" and sampler._n_startup_trials == 2  # a quarter of 4, at least 2
+    configs = [json.dumps(flatten(t.config), sort_keys=True) for t in load_experiment(tmp_path / "gp").trials]
+    assert len(configs) == len(set(configs)) == 4
+    assert json.loads((tmp_path / "gp" / "search.json").read_text())["sampler"] == "gp"

@@ -129,8 +129,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if plan.warm_start is not None:
         print(plan.warm_start.summary_line())
     print(f"search {plan.name}: {plan.num_samples} trials of {len(plan.spec.space)} parameters "
-          f"({plan.spec.method}, {plan.spec.scheduler.type}), metric {plan.spec.metric} ({plan.spec.mode}); "
-          f"corpus {plan.base.data.data_root}", flush=True)
+          f"({plan.spec.method}, {plan.spec.scheduler.type}), metric "
+          + ", ".join(f"{n} ({m})" for n, m in plan.spec.objectives)
+          + f"; corpus {plan.base.data.data_root}", flush=True)
     from ..tune.driver import execute
 
     with holding(plan.experiment_path, "run"):

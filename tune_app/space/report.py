@@ -17,6 +17,7 @@ def describe(spec: SearchSpec) -> dict[str, Any]:
         "space": {path: p.as_dict() for path, p in spec.space.items()},
         "fixed": spec.fixed,
         "method": spec.method,
+        "sampler": spec.sampler if spec.method == "bayes" else spec.method,
         "metric": spec.metric,
         "mode": spec.mode,
         "objectives": [list(o) for o in spec.objectives],
@@ -42,7 +43,7 @@ def format_dry_run(spec: SearchSpec, samples: list[dict[str, Any]], num_samples:
     num_samples = spec.num_samples if num_samples is None else num_samples
     lines = [f"search space: {spec.file or '<sweep>'}",
              f"base config:  {spec.base_config or '(config defaults)'}",
-             f"method:       {spec.method}",
+             f"method:       {spec.method}" + (f" (sampler {spec.sampler})" if spec.method == "bayes" else ""),
              "metric:       " + ", ".join(f"{name} ({mode})" for name, mode in spec.objectives)
              + (f", target {fmt(spec.target)}" if spec.target is not None else ""),
              f"num_samples:  {num_samples if num_samples is not None else '(driver default)'}"

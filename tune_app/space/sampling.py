@@ -24,10 +24,13 @@ def make_sampler(spec: SearchSpec, seed: int | None = None, key: Callable[[str],
                  num_samples: int | None = None) -> optuna.samplers.BaseSampler:
     """The Optuna sampler for ``spec.method``; ``seed`` None means ``spec.seed``.
 
-    bayes → TPE with ``n_startup_trials = min(10, max(2, budget // 4))`` (10 when the budget is
-    unknown), the budget being ``num_samples`` or else ``spec.num_samples``: Optuna's fixed 10 random
-    startup trials would make a run_cap: 8 "bayes" search purely random, while a quarter of the
-    budget still gives TPE a spread to model.
+    bayes → ``spec.sampler`` (``tune.sampler``): TPE by default (with its constant liar, so trials
+    running at once get distinct proposals), Optuna's GPSampler (which conditions on running trials,
+    to the same end) or RandomSampler. TPE and GP start with
+    ``n_startup_trials = min(10, max(2, budget // 4))`` random trials (10 when the budget is unknown),
+    the budget being ``num_samples`` or else ``spec.num_samples``: Optuna's fixed 10 would make a
+    run_cap: 8 "bayes" search purely random, while a quarter of the budget still gives the model a
+    spread to fit.
     random → RandomSampler. grid → GridSampler over every ``values`` list (seed only shuffles order).
     ``key`` maps a config path to the parameter name the study uses (the driver's '/'-joined names).
     """
@@ -39,7 +42,12 @@ def make_sampler(spec: SearchSpec, seed: int | None = None, key: Callable[[str],
                                            seed=seed)
     budget = spec.num_samples if num_samples is None else num_samples
     startup = 10 if budget is None else min(10, max(2, budget // 4))
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+    if spec.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if spec.sampler == "gp":
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, constant_liar=True)
+
 
 
 def sample_configs(spec: SearchSpec, n: int, seed: int,

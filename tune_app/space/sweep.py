@@ -206,6 +206,7 @@ def search_from_dict(
         mode=mode,
         target=target,
         objectives=objectives,
+        sampler=_sampler(ctx, tune, method),
         scheduler=scheduler,
         num_samples=num_samples,
         max_concurrent=tune.get("max_concurrent_trials"),
@@ -279,6 +280,13 @@ def _base_config(
             return candidate
     where = ", ".join(str(c.parent) for c in tried)
     ctx.fail("parameters.config", f"{rel} not found; looked in {where}; fix the path or pass a base config")
+
+
+def _sampler(ctx: Ctx, tune: dict[str, Any], method: str) -> str:
+    chosen = tune.get("sampler", "tpe")
+    if "sampler" in tune and method != "bayes":
+        ctx.note(f"tune.sampler {chosen} ignored: method {method} samples on its own terms")
+    return chosen
 
 
 def _num_samples(ctx: Ctx, raw: dict[str, Any], tune: dict[str, Any], method: str,

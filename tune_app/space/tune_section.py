@@ -1,7 +1,8 @@
 """The sweep file's ``tune:`` section: Ray settings W&B's format has no place for.
 
 ``num_samples``, ``max_concurrent_trials``, ``resources_per_trial: {cpu, gpu}``, ``seed``,
-``points_to_evaluate``, ``tags``, ``grace_period``, ``reduction_factor``, ``scheduler``.
+``points_to_evaluate``, ``tags``, ``grace_period``, ``reduction_factor``, ``scheduler``, ``sampler``
+(``tpe`` | ``gp`` | ``random``: which Optuna sampler ``method: bayes`` uses; see :mod:`.sampling`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ MAX_SEED = 2**32 - 1
 
 
 _TUNE_KEYS = ("num_samples", "max_concurrent_trials", "resources_per_trial", "seed", "points_to_evaluate",
-              "tags", "grace_period", "reduction_factor", "scheduler")
+              "tags", "grace_period", "reduction_factor", "scheduler", "sampler")
+SAMPLERS = ("tpe", "gp", "random")
 
 
 def read_tune(ctx: Ctx, block: Any) -> dict[str, Any]:
@@ -41,6 +43,10 @@ def read_tune(ctx: Ctx, block: Any) -> dict[str, Any]:
             if not is_number(v) or not math.isfinite(v) or v <= 1:
                 ctx.fail(key, f"expected a number > 1, got {v!r}")
             out[k] = float(v)
+        elif k == "sampler":
+            if v not in SAMPLERS:
+                ctx.fail(key, f"unknown sampler {v!r}; use tpe (the default), gp or random")
+            out[k] = v
         elif k == "scheduler":
             if v not in SCHEDULERS:
                 ctx.fail(key, f"unknown scheduler {v!r}; use asha, median or fifo")
