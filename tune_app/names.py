@@ -19,6 +19,9 @@ ITERATION = "training_iteration"  # Tune's report counter; the trainable reports
 DONE_TRAINING = "done_training"  # True on the report that ends a trial on its own (not stopped early)
 # Reported for Tune's and our own bookkeeping; W&B does not chart them.
 NOT_LOGGED = ("done_training", "time_training_s", "node_id")
+# A validation trial's config carries {"source_trial": id, "seed": n} under this key (tune.validate):
+# W&B shows and tags it; the trainable leaves it out of the experiment config.
+VALIDATION_KEY = "validation"
 # Console progress table: report key → column title.
 PROGRESS_COLUMNS = {"epoch": "epoch", "val_sisdr": "val SI-SDR", "best_val_sisdr": "best"}
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from helpers import REPO
+from helpers import REPO, assert_study_agrees
 from processes import wait_for
 
 from tune_app.experiment.results import load_experiment
@@ -212,5 +212,6 @@ def test_a_full_disk_under_storage_is_one_error_line_and_resume_finishes_once_th
         for trial in exp.trials:
             epochs = [int(r["epoch"]) for r in _rows(trial.path / "result.json")]
             assert epochs == list(range(1, len(epochs) + 1)), (trial.trial_id, epochs)  # none lost, none twice
+        assert_study_agrees(small / "full")  # the SQLite study on the full disk lost nothing either
     finally:
         subprocess.run(["umount", "-l", str(small)], capture_output=True)

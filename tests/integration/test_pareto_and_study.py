@@ -24,7 +24,7 @@ from tune_app.experiment.pareto_plot import FRONT_GID, PARETO_PNG, figure_pareto
 from tune_app.experiment.results import load_experiment
 from tune_app.experiment.study import load_study
 from tune_app.experiment.study_plots import CONTOUR_PNG, PARALLEL_PNG, SLICE_PNG
-from tune_app.ext.wandb_offline import find_offline_runs
+from tune_app.ext.wandb_offline import find_offline_runs, metric_history
 from tune_app.names import COST_METRICS, FINISHED
 
 SMALL = ["--set", "H=16", "--set", "X=2", "--set", "R=1", "--set", "batch_size=4", "--set", "segment_seconds=0.25",
@@ -106,8 +106,13 @@ def test_study_results_and_wandb_count_the_same_trials_and_wandb_has_the_costs(p
     assert sorted(r.run_id for r in runs) == sorted(t.trial_id for t in exp.trials)
     for run in runs:
         for name in COST_METRICS:
-            assert isinstance(run.summary.get(name), float) and run.summary[name] > 0, (run.run_id, name)
-        assert run.summary["params_m"] == pytest.approx(exp_trial(exp, run.run_id).scores("params_m")[-1])
+            logged = [v for _, v in metric_history(run, name)]
+            assert logged and all(v > 0 for v in logged), (run.run_id, name)  # with every epoch
+            if run.summary:  # written when the run finished (W&B's summary is the last value logged)
+                assert run.summary[name] == logged[-1], (run.run_id, name)
+        assert logged and metric_history(run, "params_m")[-1][1] == pytest.approx(
+            exp_trial(exp, run.run_id).scores("params_m")[-1])
+    assert sum(bool(r.summary) for r in runs) >= 1
 
 
 def exp_trial(exp, trial_id):

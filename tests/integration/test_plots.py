@@ -21,6 +21,7 @@ from tune_app.experiment.plots import (
     write_plots,
 )
 from tune_app.experiment.results import load_experiment
+from tune_app.experiment.study_plots import CONTOUR_PNG, PARALLEL_PNG, SLICE_PNG
 
 EPOCHS = SEARCH_EPOCHS
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -103,13 +104,17 @@ def test_val_sisdr_figure_has_one_line_per_trial_and_early_stopped_ones_end_earl
 def test_write_plots_writes_both_pngs_of_fixed_size_into_the_experiment_folder(experiment, tmp_path):
     exp = load_experiment(experiment)
     written = write_plots(exp)
-    assert written == [experiment / VAL_SISDR_PNG, experiment / IMPORTANCE_PNG]
-    for path in written:
+    # ours at a fixed size, then Optuna's own views of the study the search kept
+    assert written == [experiment / VAL_SISDR_PNG, experiment / IMPORTANCE_PNG,
+                       *[experiment / name for name in (PARALLEL_PNG, SLICE_PNG, CONTOUR_PNG)]]
+    for path in written[:2]:
         assert path.stat().st_size > 5000 and png_size(path) == (800, 500)
+    for path in written[2:]:
+        assert path.stat().st_size > 5000 and png_size(path)[0] >= 600
     # A given ranking is drawn as given, into another folder; the bars are the ranking, top first.
     ranking = parameter_importance(exp)
     elsewhere = write_plots(exp, tmp_path / "plots", importance=ranking)
-    assert [p.name for p in elsewhere] == [VAL_SISDR_PNG, IMPORTANCE_PNG]
+    assert [p.name for p in elsewhere][:2] == [VAL_SISDR_PNG, IMPORTANCE_PNG]
     assert png_size(elsewhere[1]) == (800, 500)
     (ax,) = figure_importance(ranking).axes
     labels = [tick.get_text() for tick in ax.get_yticklabels()]
@@ -120,6 +125,6 @@ def test_write_plots_writes_both_pngs_of_fixed_size_into_the_experiment_folder(e
 def test_write_plots_skips_importance_below_two_trials(experiment, tmp_path):
     exp = load_experiment(experiment)
     one = dataclasses.replace(exp, trials=exp.trials[:1])
-    assert write_plots(one, tmp_path) == [tmp_path / VAL_SISDR_PNG]
+    assert [p.name for p in write_plots(one, tmp_path)] == [VAL_SISDR_PNG, PARALLEL_PNG, SLICE_PNG, CONTOUR_PNG]
     assert png_size(tmp_path / VAL_SISDR_PNG) == (800, 500)
     assert not (tmp_path / IMPORTANCE_PNG).exists()

@@ -133,7 +133,11 @@ def test_corrupt_block_is_skipped_and_reading_resynchronises(
 ) -> None:
     src = direct_run[0] / "run-directrun1.wandb"
     data = bytearray(src.read_bytes())
-    data[BLOCK_SIZE + 100] ^= 0xFF  # damage a payload byte in block 1
+    # Damage a payload byte of block 1's first chunk (a fixed offset could hit the next chunk's header
+    # when the first chunk is a short record tail, which reads as a cut file instead).
+    length = int.from_bytes(data[BLOCK_SIZE + 4:BLOCK_SIZE + 6], "little")  # header: crc32, length, type
+    assert length > 0
+    data[BLOCK_SIZE + 7 + length // 2] ^= 0xFF
     bad = tmp_path / "bad" / src.parent.name / src.name
     bad.parent.mkdir(parents=True)
     bad.write_bytes(bytes(data))

@@ -38,6 +38,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from ..commands.resume import cmd_resume
 
         return cmd_resume(args)
+    if args.command == "validate":
+        from ..commands.validate import cmd_validate
+
+        return cmd_validate(args)
     from ..commands.results import cmd_results
 
     return cmd_results(args)

@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_resume_args(commands["resume"])
     commands["results"] = sub.add_parser("results", help="show or export a search's results")
     add_results_args(commands["results"])
+    commands["validate"] = sub.add_parser("validate", help="retrain a search's top configs with several seeds")
+    add_validate_args(commands["validate"])
     parser.set_defaults(subcommand_parsers=commands)  # for cli.parse: each command's own usage on a bad flag
     return parser
 
@@ -111,6 +113,23 @@ def add_resume_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--restart-errored", action="store_true", help="restart errored trials from scratch")
     p.add_argument("--verbose", action="store_true", help="Ray's own logs as well (a search keeps its own view)")
     p.add_argument("--address", help="attach to a running Ray cluster: auto or HOST:PORT")
+
+
+def add_validate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("experiment", type=Path, help="the finished search's folder (storage/name)")
+    p.add_argument("--top", type=int, default=3, help="configs to validate, best first (default 3)")
+    p.add_argument("--seeds", default="42,123,456", help="training seeds, comma-separated (default 42,123,456)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="change every validated config, e.g. --set data.train_max_samples=16000 (repeatable)")
+    p.add_argument("--name", help="the validation experiment's name (default: <experiment>-validate)")
+    p.add_argument("--storage", help="its parent folder (default: the experiment's)")
+    p.add_argument("--max-concurrent", type=int, help="runs at once (default: what the CPUs/GPUs allow)")
+    p.add_argument("--cpus-per-trial", type=float, help="CPUs per run (default: the search's)")
+    p.add_argument("--gpus-per-trial", type=float, help="GPUs per run (default: the search's)")
+    p.add_argument("--wandb", choices=["offline", "online", "disabled"],
+                   help="W&B mode (default: online with an API key, else offline)")
+    p.add_argument("--max-failures", type=int, default=2, help="retries of a run whose worker died (default 2)")
+    p.add_argument("--dry-run", action="store_true", help="say what would be retrained; no Ray")
 
 
 def add_results_args(p: argparse.ArgumentParser) -> None:

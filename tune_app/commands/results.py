@@ -43,6 +43,12 @@ def cmd_results(args: argparse.Namespace) -> int:
             print(line)
         if pareto.is_multi_objective(exp):
             print(f"\n{front_table(exp)}")
+        if exp.search.get("validation"):
+            from ..experiment import validation
+
+            ranked = validation.scores_by_config(exp)
+            print(f"\nby config, over seeds:\n{validation.table(ranked, exp.metric)}\n"
+                  f"{validation.verdict(ranked, exp.metric)}")
         if study:
             print(study)
         if ranking:

@@ -68,7 +68,12 @@ def _resume(folder: Path, restart_errored: bool, address: str | None, verbose: b
 
     start = time.perf_counter()
     restore(str(folder), resources, search.get("wandb_mode", "offline"), restart_errored, address, verbose)
-    return finish(folder, time.perf_counter() - start, num_samples)
+    code = finish(folder, time.perf_counter() - start, num_samples)
+    if search.get("validation") and code != 130:
+        from .validate import report_validation
+
+        report_validation(folder)
+    return code
 
 
 def resume_staged(parent: Path, address: str | None) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 from polsess.config import config_from_flat, flatten, save_config
 
 from ..errors import TuneInputError
-from ..names import COMPLETED, COST_METRICS, CURVE_METRIC, EARLY_STOPPED, EPOCH, ERROR, status_label
+from ..names import COMPLETED, COST_METRICS, CURVE_METRIC, EARLY_STOPPED, EPOCH, ERROR, VALIDATION_KEY, status_label
 from . import pareto
 from .results import Experiment, TrialRecord
 
@@ -94,7 +94,7 @@ def export_best(exp: Experiment, out: str | Path, trial: TrialRecord | None = No
         why = "every trial errored" if exp.trials and len(exp.errored()) == len(exp.trials) else \
             f"no trial reported {exp.metric} yet"
         raise TuneInputError(f"{exp.path}: {why}; nothing to export")
-    cfg = config_from_flat(flatten(best.config))
+    cfg = config_from_flat(flatten({k: v for k, v in best.config.items() if k != VALIDATION_KEY}))
     score = best.best(exp.metric, exp.mode)
     costs = ", ".join(f"{name} = {t[-1]:.4g}" for name in COST_METRICS if (t := best.scores(name)))
     what = "Best config" if trial is None else "Chosen config"

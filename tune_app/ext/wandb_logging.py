@@ -35,7 +35,7 @@ from ray.air.integrations.wandb import WANDB_ENV_VAR, WandbLoggerCallback, _Queu
 from ray.air.util.node import _force_on_current_node
 from ray.tune.experiment import Trial
 
-from ..names import COMPLETED, DONE_TRAINING, EARLY_STOPPED, EPOCH, ERROR, ITERATION, status_label
+from ..names import COMPLETED, DONE_TRAINING, EARLY_STOPPED, EPOCH, ERROR, ITERATION, VALIDATION_KEY, status_label
 from .trial_files import trial_results
 from .wandb_offline import read_offline_run
 
@@ -178,6 +178,10 @@ class EpochWandbLoggerCallback(WandbLoggerCallback):
                 max_restarts=-1,
                 max_task_retries=-1,
             )(InboxLoggingActor)
+        origin = (trial.config or {}).get(VALIDATION_KEY)
+        if isinstance(origin, dict):  # a validation run: which trial's config, which seed
+            wandb_init_kwargs["tags"] = [*(wandb_init_kwargs.get("tags") or []),
+                                         f"source-trial:{origin.get('source_trial')}", f"seed:{origin.get('seed')}"]
         offline = wandb_init_kwargs.get("mode", os.environ.get("WANDB_MODE")) in ("offline", "disabled")
         actor = self._remote_logger_class.remote(
             logdir=trial.local_path,

@@ -122,7 +122,8 @@ def build_callbacks(plan: RunPlan) -> list[Any]:
     ]
 
 
-def build_tuner(plan: RunPlan):
+def build_tuner(plan: RunPlan, search_alg: Any = None):
+    """The Tuner of ``plan``; ``search_alg`` replaces the Optuna searcher (a validation's config list)."""
     from ray import tune
     from ray.tune import CheckpointConfig, CLIReporter, FailureConfig, RunConfig, TuneConfig
 
@@ -169,7 +170,7 @@ def build_tuner(plan: RunPlan):
     tune_config = TuneConfig(
         metric=spec.metric,
         mode=spec.mode,
-        search_alg=build_searcher(plan),
+        search_alg=search_alg if search_alg is not None else build_searcher(plan),
         scheduler=build_scheduler(plan),
         num_samples=plan.num_samples,
         max_concurrent_trials=plan.max_concurrent,
@@ -249,7 +250,10 @@ def disk_full(exc: BaseException | None) -> bool:
     """Whether ``exc`` (or anything in its chain) is "no space left on device"."""
     seen = 0
     while exc is not None and seen < 20:
-        if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "No space left on device" in str(exc):
+        text = str(exc)
+        # SQLite (the Optuna study beside the trials) says it its own way, through Optuna's StorageInternalError.
+        if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "No space left on device" in text \
+                or "database or disk is full" in text:
             return True
         exc = exc.__cause__ or exc.__context__ or getattr(exc, "cause", None)
         seen += 1
@@ -277,7 +281,7 @@ def _set_wandb_env(mode: str) -> None:
         os.environ["WANDB_MODE"] = mode
 
 
-def execute(plan: RunPlan):
+def execute(plan: RunPlan, search_alg: Any = None):
     """Start (or attach to) Ray, run the search, and return Tune's ResultGrid."""
     import ray
 
@@ -292,7 +296,7 @@ def execute(plan: RunPlan):
             from .cluster import check_cluster
 
             check_cluster(plan.storage, plan.gpus_per_trial)
-        return _fit(build_tuner(plan), plan.storage, plan.experiment_path)
+        return _fit(build_tuner(plan, search_alg), plan.storage, plan.experiment_path)
     finally:
         ray.shutdown()
 

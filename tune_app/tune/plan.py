@@ -51,12 +51,16 @@ class RunPlan:
     optuna_storage_url: str | None = None  # --optuna-storage; None: SQLite in a local experiment folder
     study_prefix: str = ""  # a stage's study is "<staged search>/<stage>" in a shared storage
     gpus_auto: bool = False  # --gpus-per-trial auto: gpus_per_trial is measured before the search (packing)
+    keeps_study: bool = True  # False for a validation: its trials come from a list, not a sampler
+    validation: dict[str, Any] | None = None  # what `validate` retrains (tune.validate), for search.json
 
     @property
     def optuna_storage(self) -> str | None:
         """Where the study lives (tune_app.experiment.study); None: in memory (a URI experiment)."""
         from ..experiment.study import default_storage_url
 
+        if not self.keeps_study:
+            return None
         if self.optuna_storage_url:
             return self.optuna_storage_url
         return None if self.is_uri else default_storage_url(self.experiment_path)
@@ -252,5 +256,6 @@ def write_search_file(plan: RunPlan) -> None:
         "study_name": plan.study_name if plan.optuna_storage else None,
         "optuna_storage": _redacted(plan.optuna_storage),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **({"validation": plan.validation} if plan.validation else {}),
     })
     (folder / SEARCH_FILE).write_text(json.dumps(info, indent=2, default=str))

@@ -18,7 +18,17 @@ from ray.tune import Callback
 
 from polsess.config import flatten
 
-from ..names import CURVE_METRIC, DONE_TRAINING, EPOCH, ERROR, PAUSED, PENDING, RAY_TERMINATED, RUNNING
+from ..names import (
+    CURVE_METRIC,
+    DONE_TRAINING,
+    EPOCH,
+    ERROR,
+    PAUSED,
+    PENDING,
+    RAY_TERMINATED,
+    RUNNING,
+    VALIDATION_KEY,
+)
 
 STATUS_EVERY_S = 30.0
 # Ray console lines that mislead or repeat what these lines say; dropped unless --verbose.
@@ -83,6 +93,9 @@ class TrialEvents(Callback):
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         flat = flatten(trial.config)
         params = ", ".join(f"{_short(p)}={_value(flat[p])}" for p in self.searched if p in flat)
+        origin = trial.config.get(VALIDATION_KEY)
+        if isinstance(origin, dict):  # a validation run
+            params = f"trial {origin.get('source_trial')}'s config, seed {origin.get('seed')}"
         self._say(f"trial {trial.trial_id} started: {params}")
 
     def on_trial_result(self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any],

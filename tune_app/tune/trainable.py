@@ -27,7 +27,7 @@ from polsess.config import config_from_flat, flatten
 
 from ..experiment import layout
 from ..experiment.layout import CHECKPOINT_FILE
-from ..names import DONE_TRAINING, EPOCH, ITERATION
+from ..names import DONE_TRAINING, EPOCH, ITERATION, VALIDATION_KEY
 
 
 def trial_resources() -> tuple[float, float]:
@@ -96,7 +96,7 @@ def _train(config: dict[str, Any]) -> None:
     from polsess.trainer import Trainer
 
     cpus, gpus = trial_resources()
-    cfg = config_from_flat(flatten(config))
+    cfg = config_from_flat(flatten({k: v for k, v in config.items() if k != VALIDATION_KEY}))
     # One thread per CPU Ray gave the trial; loader workers only where a CPU is spare (as `train` does).
     threads, cfg.data.num_workers = cpu_share(int(cpus), cfg.data.num_workers)
     torch.set_num_threads(threads)
