@@ -84,14 +84,15 @@ def swap_depthwise(model: nn.Module) -> int:
 AUTO_MIN_STEPS = 1000
 
 
-def wants_compile(choice: str, device: torch.device, steps: int | None = None) -> bool:
-    """``on``/``off`` as said; ``auto`` compiles on CUDA a run of ``steps`` ≥ AUTO_MIN_STEPS (None: long).
-    Never on the CPU by default: a CPU run is a test or a demo, minutes long."""
+def wants_compile(choice: str, device: torch.device, steps: int | None = None, fixed_length: bool = True) -> bool:
+    """``on``/``off`` as said; ``auto`` compiles on CUDA a run of ``steps`` ≥ AUTO_MIN_STEPS (None: long)
+    whose batches have one length (``data.segment_seconds`` set: whole utterances of varying length
+    would recompile at each new one). Never on the CPU by default: a CPU run is a test or a demo."""
     choice = _YAML_BOOLS.get(choice, choice)
     if choice not in COMPILE_CHOICES:
         raise ValueError(f"training.compile: {choice!r}; use auto, on or off")
     long_enough = steps is None or steps >= AUTO_MIN_STEPS
-    return choice == "on" or (choice == "auto" and device.type == "cuda" and long_enough)
+    return choice == "on" or (choice == "auto" and device.type == "cuda" and long_enough and fixed_length)
 
 
 def speed_up(model: nn.Module, example: torch.Tensor, log: Callable[[str], None] = print,

@@ -85,7 +85,7 @@ class Trainer:
         self.train_forward: Callable[[torch.Tensor], torch.Tensor] = self.model
         self.step_kind = "eager"
         steps = t.num_epochs * math.ceil(len(self.train_set) / cfg.data.batch_size)
-        if wants_compile(t.compile, self.device, steps):
+        if wants_compile(t.compile, self.device, steps, fixed_length=bool(self.train_set.segment_samples)):
             length = self.train_set.segment_samples or round(4.0 * self.train_set.sample_rate)
             example = torch.zeros(cfg.data.batch_size, 1, length, device=self.device)
             start = time.perf_counter()

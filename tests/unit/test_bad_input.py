@@ -93,6 +93,8 @@ CASES = [
      ["--optuna-storage sqlite:///", "a study named 'taken' exists there already", "--name"]),
     ("an --optuna-storage that cannot be opened", lambda t: ["--optuna-storage", "sqlite:///" + str(_file_named(
      t, "f") and t / "runs" / "f" / "x.db")], ["--optuna-storage", "cannot open it"]),
+    ("a password in the --optuna-storage URL", lambda t: ["--optuna-storage", "postgresql://me:s3cret@127.0.0.1/db"],
+     ["postgresql://me:***@127.0.0.1/db", "holds a password", "~/.pgpass"]),
     ("a Pareto search warm-started", lambda t: ["--space", str(REPO / "search_spaces/demo_pareto.yaml"),
      "--warm-start", str(_write(t, "w.csv", "lr\n0.1\n"))], ["2 objectives", "drop the warm start"]),
     ("tabs in a sweep file", lambda t: ["--space", str(_write(t, "tab.yaml", "method: bayes\nparameters:\n\tlr: 1\n"))],

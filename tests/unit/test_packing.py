@@ -102,3 +102,8 @@ def test_auto_on_a_machine_without_gpus_runs_trials_on_the_cpu(tmp_path, capsys)
     assert main(["run", "--gpus-per-trial", "auto", "--dry-run", "--storage", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "1 CPU, 0 GPU" in out and "no GPU on this machine, so trials run on the CPU" in out
+
+
+def test_the_share_rounds_down_so_every_packed_trial_fits():
+    p = choose_packing(fp(1.0, 0.17), gpus=1, cpus=64, cpus_per_trial=1)
+    assert p.trials_per_gpu == 6 and p.gpus_per_trial == 0.1666 and 6 * p.gpus_per_trial <= 1.0

@@ -53,6 +53,15 @@ def _write_run(root: Path, run_id: str, steps: int = 5, **init_kwargs) -> list[d
         logged.append(row)
     run.summary["best_val_sisdr"] = logged[-1]["val_sisdr"]
     run.finish()
+    # wandb's writer process can still be flushing when finish() returns on a loaded machine (CI saw a
+    # file without its exit record): wait for the record rather than read a half-written log.
+    from processes import wait_for
+
+    def written() -> bool:
+        runs = sorted(root.glob(f"wandb/offline-run-*-{run_id}"), key=lambda p: p.stat().st_mtime)
+        return bool(runs) and read_offline_run(runs[-1]).exit_code is not None
+
+    wait_for(written, 60, "wandb to write the run's exit record")
     return logged
 
 

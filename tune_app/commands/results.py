@@ -32,7 +32,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     if args.export_best:
         out = export_best(exp, args.export_best, chosen)
         print(f"wrote {out}")
-    study = study_line(exp.search)
+    study = study_line(exp.search, exp.path)
     if args.json:
         print(json.dumps({**to_json(exp), "importance": dict(ranking), "study": study}, indent=2, default=str))
     elif not args.export_best:
@@ -94,8 +94,9 @@ def staged_results(parent: Path, args: argparse.Namespace) -> int:
     if not stages:
         raise TuneInputError(f"{parent}: no stage has started yet")
     final = stages[-1][1]
+    chosen = _chosen(final, args)  # --pareto / --max pick within the last stage
     if args.export_best:
-        print(f"wrote {export_best(final, args.export_best)}")
+        print(f"wrote {export_best(final, args.export_best, chosen)}")
     if args.json:
         print(json.dumps({"experiment": str(parent), "stages": [{"name": n, **to_json(e)} for n, e in stages],
                           "best": to_json(final)["best"]}, indent=2, default=str))

@@ -94,6 +94,9 @@ def resume_staged(parent: Path, address: str | None) -> int:
     args.storage, args.name, args.resume = str(parent.parent), parent.name, True
     plan = prepare_run(args, default_space(), default_config(), config_overrides(args))
     plan.base.data.data_root = resolve_data_root(plan.base.data.data_root)
+    from ..tune.packing import pack_gpus
+
+    pack_gpus(plan)  # --gpus-per-trial auto (saved, or the default on a GPU machine) is measured again
     return run_staged(plan, parse_stages(plan.spec), saved["args"], address)
 
 

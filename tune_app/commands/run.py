@@ -13,6 +13,7 @@ from ..errors import TuneInputError
 from ..space import describe, format_dry_run, sample_configs
 from ..space.stages import parse_stages
 from ..tune.folder_lock import holding
+from ..tune.packing import pack_gpus
 from ..tune.plan import RunPlan, prepare_run, write_search_file
 from ..tune.summary import finish
 from .options import config_overrides, resolve_data_root
@@ -35,21 +36,6 @@ def check_corpus(plan: RunPlan) -> list[str]:
             notes.append(f"warning: data.segment_seconds {cfg.data.segment_seconds:g} is longer than the shortest "
                          f"{subset} clip ({seconds:.2f} s); such clips are zero-padded")
     return notes
-
-
-def pack_gpus(plan: RunPlan) -> None:
-    """``--gpus-per-trial auto``: measure the largest config's step on the GPU, set the share, say why."""
-    if not plan.gpus_auto:
-        return
-    from polsess.data import PolSESSDataset
-
-    from ..tune.packing import pack_trials
-
-    rate = PolSESSDataset(plan.base.data.data_root, subset="train", task=plan.base.data.task, max_samples=1).sample_rate
-    packing = pack_trials(plan.spec, plan.base, plan.cpus_per_trial, rate)
-    plan.gpus_per_trial = packing.gpus_per_trial
-    plan.gpus_auto = False
-    print(f"--gpus-per-trial auto → {packing.gpus_per_trial:g}: {packing.why}", flush=True)
 
 
 def print_dry_run(plan: RunPlan, as_json: bool, stages: list[dict] | None = None) -> None:

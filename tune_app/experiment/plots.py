@@ -215,7 +215,7 @@ def _study_views(exp: Experiment, out: Path, importance: list[tuple[str, float]]
     from .study import load_study
     from .study_plots import write_study_plots
 
-    study = load_study(exp.search)
+    study = load_study(exp.search, exp.path)
     if study is None:
         return []
     top = [path.replace(".", "/") for path, _ in importance]  # the study's parameter names (driver.space_key)

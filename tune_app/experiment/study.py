@@ -60,11 +60,30 @@ def check_new_study(url: str, name: str) -> None:
                              "pick another --name (or resume that experiment)")
 
 
-def load_study(search: dict[str, Any]) -> optuna.Study | None:
-    """The study a search recorded in ``search.json`` (None for searches without one, or gone)."""
+def has_password(url: str) -> bool:
+    """Whether the URL itself carries a password (``user:pw@`` or a ``password=`` query)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return False
+    return bool(parsed.password) or any(k.lower() in ("password", "passwd") for k in parsed.query)
+
+
+def load_study(search: dict[str, Any], folder: str | Path | None = None) -> optuna.Study | None:
+    """The study a search recorded in ``search.json`` (None for searches without one, or gone).
+
+    A SQLite study is read from ``folder`` (the experiment folder) when it holds one, so a copied or
+    moved experiment finds its own; a SQLite file that is not there is never created."""
     url, name = search.get("optuna_storage"), search.get("study_name")
     if not url or not name:
         return None
+    if url.startswith("sqlite:///"):
+        if folder is not None and (Path(folder) / layout.STUDY_FILE).is_file():
+            url = default_storage_url(folder)
+        if not Path(url[len("sqlite:///"):]).is_file():
+            return None
     try:
         return optuna.load_study(study_name=name, storage=open_storage(url))
     except (KeyError, TuneInputError):
@@ -79,13 +98,15 @@ def study_counts(study: optuna.Study) -> dict[str, int]:
     return out
 
 
-def study_line(search: dict[str, Any]) -> str | None:
+def study_line(search: dict[str, Any], folder: str | Path | None = None) -> str | None:
     """``Optuna study: sqlite:///… (12 trials: 4 COMPLETE, 8 PRUNED); optuna-dashboard sqlite:///…``."""
-    study = load_study(search)
+    study = load_study(search, folder)
     if study is None:
         return None
     counts = study_counts(study)
     total = sum(counts.values())
     parts = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
     url = redact(search["optuna_storage"])
+    if url.startswith("sqlite:///") and folder is not None and (Path(folder) / layout.STUDY_FILE).is_file():
+        url = default_storage_url(folder)
     return f"Optuna study {study.study_name!r}: {total} trials ({parts}); view it: optuna-dashboard {url}"

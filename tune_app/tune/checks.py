@@ -22,7 +22,8 @@ from ..space.spec import SearchSpec
 MAX_SEED = 2**32 - 1  # numpy's and Optuna's samplers take seeds in 0..2^32-1
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # an experiment folder's name
 MAX_NAME = 200  # a file name is at most 255 bytes; Tune and W&B add their own suffixes
-OURS = {layout.SEARCH_FILE, layout.WANDB_DIR, layout.BACKUP_DIR, layout.STAGES_FILE, layout.LOCK_FILE}
+OURS = {layout.SEARCH_FILE, layout.WANDB_DIR, layout.BACKUP_DIR, layout.STAGES_FILE, layout.LOCK_FILE,
+        layout.STUDY_FILE, layout.STUDY_FILE + "-journal"}
 
 
 def _finite(flag: str, value: float) -> None:
@@ -123,4 +124,7 @@ def check_experiment_folder(folder: Path, resume: bool) -> list[str]:
     if others:
         raise TuneInputError(f"{folder}: exists and holds files that are not an experiment's "
                              f"({', '.join(others[:3])}); pick another --name")
+    # That start's study holds at most trials it asked for and never ran: a fresh start begins a fresh one.
+    for name in (layout.STUDY_FILE, layout.STUDY_FILE + "-journal"):
+        (folder / name).unlink(missing_ok=True)
     return [f"{folder.name}: an earlier start of this search stopped before its first trial; starting it afresh"]

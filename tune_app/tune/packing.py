@@ -28,6 +28,7 @@ from polsess.footprint import Footprint, flat_json
 
 from ..errors import TuneInputError
 from ..space import SearchSpec
+from .plan import RunPlan
 
 MEMORY_MARGIN = 0.85  # of the GPU's memory that trials may plan to use: the allocator fragments
 CONTEXT_BYTES = 600 * 2**20  # each trial is a process with its own CUDA context and cuDNN workspace
@@ -63,7 +64,8 @@ def choose_packing(fp: Footprint, gpus: int, cpus: float, cpus_per_trial: float,
     why = (f"{n} trial{'s' if n > 1 else ''} per GPU ({fp.device}): one step of the largest config peaks at "
            f"{fp.peak_bytes / gib:.2f} GiB (fits {by_memory}), keeps the GPU busy {busy} of the time "
            f"(worth {by_busy}), {cpus:g} CPUs at {cpus_per_trial:g} per trial allow {by_cpus}; bound by {bound}")
-    return Packing(n, round(1.0 / n, 4), why)
+    # Rounded down to Ray's resource step (0.0001): round(1/6, 4) = 0.1667 would fit only 5 on a GPU.
+    return Packing(n, math.floor(10_000 / n) / 10_000, why)
 
 
 # Sizes that set a step's memory and time: a searched one is taken at its largest value.
@@ -89,8 +91,12 @@ def measure_in_subprocess(cfg: Config, sample_rate: int) -> Footprint:
     with tempfile.TemporaryDirectory(prefix="polsess-footprint-") as folder:
         path = Path(folder) / "config.json"
         path.write_text(flat_json(cfg))
-        proc = subprocess.run([sys.executable, "-m", "polsess.footprint", str(path), str(sample_rate), "cuda"],
-                              capture_output=True, text=True, timeout=MEASURE_TIMEOUT_S)
+        try:
+            proc = subprocess.run([sys.executable, "-m", "polsess.footprint", str(path), str(sample_rate), "cuda"],
+                                  capture_output=True, text=True, timeout=MEASURE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise TuneInputError(f"--gpus-per-trial auto: one measured step took over {MEASURE_TIMEOUT_S} s; give "
+                                 "a number instead, e.g. --gpus-per-trial 0.25") from None
     if proc.returncode != 0:
         if "OutOfMemoryError" in proc.stderr or "out of memory" in proc.stderr:
             raise TuneInputError("one training step of the search's largest config runs out of GPU memory even "
@@ -110,3 +116,16 @@ def pack_trials(spec: SearchSpec, base: Config, cpus_per_trial: float, sample_ra
     gpus = local_gpu_count() if gpus is None else gpus
     cpus = float(os.cpu_count() or 1) if cpus is None else cpus
     return choose_packing(measure(largest_config(spec, base), sample_rate), gpus, cpus, cpus_per_trial)
+
+
+def pack_gpus(plan: RunPlan) -> None:
+    """``--gpus-per-trial auto``: measure the largest config's step on the GPU, set the share, say why."""
+    if not plan.gpus_auto:
+        return
+    from polsess.data import PolSESSDataset
+
+    rate = PolSESSDataset(plan.base.data.data_root, subset="train", task=plan.base.data.task, max_samples=1).sample_rate
+    packing = pack_trials(plan.spec, plan.base, plan.cpus_per_trial, rate)
+    plan.gpus_per_trial = packing.gpus_per_trial
+    plan.gpus_auto = False
+    print(f"--gpus-per-trial auto → {packing.gpus_per_trial:g}: {packing.why}", flush=True)

@@ -211,6 +211,13 @@ def prepare_run(args: argparse.Namespace, default_space: Path, default_config: P
     if not args.dry_run and not plan.is_uri:
         plan.notes += checks.check_experiment_folder(Path(plan.experiment_path), plan.resume)
     plan.optuna_storage_url = getattr(args, "optuna_storage", None)
+    if plan.optuna_storage_url:
+        from ..experiment.study import has_password, redact
+
+        if has_password(plan.optuna_storage_url):
+            raise TuneInputError(f"--optuna-storage {redact(plan.optuna_storage_url)}: the URL holds a password, "
+                                 "which Tune would write into the experiment's files; put it in ~/.pgpass (or "
+                                 "PGPASSWORD) and drop it from the URL")
     if plan.optuna_storage_url and not args.dry_run and not plan.resume:
         from ..experiment.study import check_new_study
 

@@ -93,6 +93,7 @@ def _train(config: dict[str, Any]) -> None:
 
     from polsess.cost import model_cost
     from polsess.device import cpu_share
+    from polsess.model import build_model
     from polsess.trainer import Trainer
 
     cpus, gpus = trial_resources()
@@ -109,7 +110,9 @@ def _train(config: dict[str, Any]) -> None:
 
     # What the model costs (size, compute, speed on this device), in every report: a Pareto search
     # reads it as objectives, W&B's run summary keeps it beside the SI-SDR.
-    cost = model_cost(trainer.model, trainer.train_set.sample_rate, device)
+    # Of a fresh torchaudio model: the trainer's may have shifted depthwise convs (training.compile),
+    # which the MAC count would miss; sizes and MACs do not depend on the weights.
+    cost = model_cost(build_model(cfg).to(device), trainer.train_set.sample_rate, device)
     state, unrecorded = restored_state(tune.get_checkpoint())
     if state is not None:
         trainer.load_state_dict(state)
