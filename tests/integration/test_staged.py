@@ -94,3 +94,33 @@ def test_results_show_the_stages_side_by_side(staged):
     text = subprocess.run([sys.executable, "-m", "tune_app.cli", "results", str(parent)], cwd=REPO,
                           capture_output=True, text=True, timeout=120).stdout
     assert "== wide:" in text and "== narrow:" in text
+
+
+def test_a_staged_search_can_end_with_seed_validation(demo_corpus, tmp_path):
+    """`validate:` after the stages: the last stage's top 2 × 2 seeds, in the parent folder; the final
+    best config is the best mean's, and `results` of the validation shows the ranking."""
+    space = tmp_path / "staged.yaml"
+    space.write_text(
+        "method: random\nmetric: {name: val_sisdr, goal: maximize}\n"
+        f"parameters:\n  config: {{value: {REPO / 'configs/demo.yaml'}}}\n"
+        "  lr: {distribution: log_uniform_values, min: 1e-3, max: 1e-2}\n"
+        "stages:\n"
+        "  - {name: wide, num_samples: 2, epochs: 1, train_max_samples: 8}\n"
+        "  - {name: narrow, num_samples: 2, epochs: 1, narrow: {top_k: 2}}\n"
+        "validate: {top_k: 2, seeds: [5, 6], set: {num_epochs: 2}}\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "tune_app.cli", "run", "--space", str(space), "--data-root", str(demo_corpus),
+         "--storage", str(tmp_path), "--name", "sv", "--max-concurrent", "2", "--wandb", "disabled", *TINY],
+        cwd=REPO, capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    parent = tmp_path / "sv"
+    check = load_experiment(parent / "validate")
+    narrow = load_experiment(parent / "narrow")
+    assert len(check.trials) == 4 and all(t.status == "COMPLETED" and t.epochs == 2 for t in check.trials)
+    assert {t.config["validation"]["source_trial"] for t in check.trials} == {t.trial_id for t in narrow.trials}
+    assert {t.config["validation"]["seed"] for t in check.trials} == {5, 6}
+    assert "== validate: the top 2 of narrow" in proc.stdout and "Welch's t-test" in proc.stdout
+    assert (parent / "best_config.yaml").read_text() == (parent / "validate" / "best_config.yaml").read_text()
+    assert (parent / "best_config.yaml").read_text().startswith("# Best mean of validate")

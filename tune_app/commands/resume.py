@@ -70,7 +70,7 @@ def _resume(folder: Path, restart_errored: bool, address: str | None, verbose: b
     restore(str(folder), resources, search.get("wandb_mode", "offline"), restart_errored, address, verbose)
     code = finish(folder, time.perf_counter() - start, num_samples)
     if search.get("validation") and code != 130:
-        from .validate import report_validation
+        from ..tune.validate import report_validation
 
         report_validation(folder)
     return code

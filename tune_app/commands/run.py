@@ -70,6 +70,10 @@ def print_dry_run(plan: RunPlan, as_json: bool, stages: list[dict] | None = None
         print(plan.warm_start.summary_line())
     if stages:
         print("stages: " + ", ".join(f"{s['name']} ({s['num_samples']} trials)" for s in stages))
+    v = plan.spec.validate
+    if v:
+        print(f"then validate: the last stage's top {v['top_k']} × seeds {', '.join(map(str, v['seeds']))} "
+              f"= {v['top_k'] * len(v['seeds'])} trials" + (f", with {v['set']}" if v["set"] else ""))
 
 
 def saved_args(args: argparse.Namespace) -> dict[str, Any]:

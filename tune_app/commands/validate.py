@@ -6,36 +6,14 @@ import argparse
 import time
 from pathlib import Path
 
-from polsess.config import ConfigError, resolve_name, save_config
+from polsess.config import ConfigError, resolve_name
 
 from ..errors import TuneInputError
-from ..experiment import validation
-from ..experiment.layout import BEST_CONFIG
-from ..experiment.results import load_experiment
 from ..tune.folder_lock import holding
 from ..tune.plan import write_search_file
 from ..tune.summary import finish
+from ..tune.validate import report_validation
 from .options import config_overrides
-
-
-def report_validation(folder: Path) -> None:
-    """The ranking by mean over seeds and the verdict; ``best_config.yaml`` becomes the best mean's config
-    (``finish`` wrote the single best run's)."""
-    from polsess.config import config_from_flat, flatten
-
-    exp = load_experiment(folder)
-    ranked = validation.scores_by_config(exp)
-    print(f"\nvalidation of {exp.search.get('validation', {}).get('source')}: {exp.metric} by config, over seeds "
-          "(each run's best epoch)")
-    print(validation.table(ranked, exp.metric))
-    print(validation.verdict(ranked, exp.metric))
-    if ranked and ranked[0].scores:
-        best = ranked[0]
-        header = (f"Best mean of {exp.path.name}: trial {best.source_trial}'s config, {exp.metric} "
-                  f"{best.mean:.3f} ± {best.std:.3f} dB over seeds {', '.join(map(str, best.scores))}\n"
-                  f"Train it: polsess-tune train --config {BEST_CONFIG}")
-        out = save_config(config_from_flat(flatten(best.config)), folder / BEST_CONFIG, header=header)
-        print(f"best config (best mean): {out}")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

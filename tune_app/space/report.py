@@ -35,6 +35,7 @@ def describe(spec: SearchSpec) -> dict[str, Any]:
         "description": spec.description,
         "tags": spec.tags,
         "notes": spec.notes,
+        "validate": spec.validate,
     }
 
 

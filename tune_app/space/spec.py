@@ -57,6 +57,7 @@ class SearchSpec:
     tags: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     stages: list[dict[str, Any]] = field(default_factory=list)  # raw `stages:`; see space.stages
+    validate: dict[str, Any] | None = None  # `validate:` after the last stage: {top_k, seeds, set}
     sampler: str = "tpe"  # tune.sampler: what method bayes samples with (tpe | gp | random)
     # Every objective, (name, "max"|"min"), the first being (metric, mode); one entry for a plain search.
     objectives: list[tuple[str, str]] = field(default_factory=list)

@@ -30,13 +30,13 @@ from .objectives import read_metric
 from .param import Param, fmt
 from .schedule import read_scheduler
 from .spec import SearchSpec
-from .tune_section import read_tune
+from .tune_section import read_tune, read_validate
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 
 _TOP_KEYS = ("method", "metric", "parameters", "early_terminate", "run_cap", "count", "program", "command",
-             "project", "entity", "name", "description", "tune", "stages")
+             "project", "entity", "name", "description", "tune", "stages", "validate")
 
 
 # W&B knows these, we do not act on them; a specific message beats "unknown key".
@@ -220,6 +220,7 @@ def search_from_dict(
         tags=tune.get("tags", []),
         notes=ctx.notes,
         stages=_read_stages(ctx, raw.get("stages")),
+        validate=read_validate(ctx, raw.get("validate"), staged=raw.get("stages") is not None),
     )
     return spec_out
 

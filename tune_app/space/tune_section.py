@@ -70,3 +70,28 @@ def read_tune(ctx: Ctx, block: Any) -> dict[str, Any]:
             out[k] = v
     return out
 
+
+
+def read_validate(ctx: Ctx, block: Any, staged: bool) -> dict[str, Any] | None:
+    """``validate: {top_k: 3, seeds: [42, 123, 456], set: {…}}``: a staged search's last step, the
+    final stage's top-K configs retrained with each seed (tune_app.tune.validate)."""
+    if block is None:
+        return None
+    if not staged:
+        ctx.fail("validate", "runs after the last stage of a staged search; for one search run "
+                             "`polsess-tune validate EXPERIMENT` once it has finished")
+    if not isinstance(block, dict):
+        ctx.fail("validate", "expected {top_k: 3, seeds: [42, 123, 456]}")
+    for k in block:
+        if k not in ("top_k", "seeds", "set"):
+            ctx.fail(f"validate.{k}", "unknown key; validate takes top_k, seeds, set")
+    top_k = ctx.pos_int("validate.top_k", block.get("top_k", 3))
+    seeds = block.get("seeds", [42, 123, 456])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(x, int) and not isinstance(x, bool)
+                                                            and 0 <= x <= MAX_SEED for x in seeds) \
+            or len(set(seeds)) != len(seeds):
+        ctx.fail("validate.seeds", f"expected a list of distinct seeds in 0..{MAX_SEED}, got {seeds!r}")
+    extra = block.get("set") or {}
+    if not isinstance(extra, dict):
+        ctx.fail("validate.set", "expected a mapping of config keys to values")
+    return {"top_k": top_k, "seeds": list(seeds), "set": dict(extra)}

@@ -15,7 +15,7 @@ from typing import Any
 
 from polsess.config import config_from_flat, to_flat
 
-from ..experiment.layout import BEST_CONFIG, STAGES_FILE
+from ..experiment.layout import BEST_CONFIG, SEARCH_FILE, STAGES_FILE, read_json
 from ..experiment.report import export_best, summary_line
 from ..experiment.results import Experiment, has_experiment_state, load_experiment
 from ..space.stages import Stage, stage_spec, top_configs
@@ -70,6 +70,56 @@ def run_staged(plan: RunPlan, stages: list[Stage], args: dict[str, Any], address
         failed = failed or code != 0  # some trials errored; the stage still has a best to go on from
         previous = (exp, stage_plan)
     assert previous is not None
-    best = export_best(previous[0], parent / BEST_CONFIG)
+    if plan.spec.validate:
+        code = _validate_last_stage(plan, parent, previous[0].path, address)
+        if code == 130:
+            return code
+        failed = failed or code != 0
+        validated = parent / VALIDATE_STAGE / BEST_CONFIG  # the best mean over seeds
+        best = parent / BEST_CONFIG
+        if validated.exists():
+            best.write_text(validated.read_text())
+        else:
+            export_best(previous[0], best)
+    else:
+        best = export_best(previous[0], parent / BEST_CONFIG)
     print(f"\nstaged search done; final best config: {best}" + ("; some trials errored (see above)" if failed else ""))
     return 1 if failed else 0
+
+
+VALIDATE_STAGE = "validate"  # the folder of a staged search's `validate:` step, beside its stages
+
+
+def _validate_last_stage(plan: RunPlan, parent: Path, last: Path, address: str | None) -> int:
+    """The sweep's ``validate:``: the last stage's top-K configs × seeds (started, continued or done)."""
+    import argparse
+
+    from polsess.config import resolve_name
+
+    from .driver import execute, restore
+    from .validate import ConfigList, prepare_validation, report_validation
+
+    folder = parent / VALIDATE_STAGE
+    spec = plan.spec.validate or {}
+    print(f"\n== validate: the top {spec['top_k']} of {last.name} × seeds {', '.join(map(str, spec['seeds']))}",
+          flush=True)
+    start = time.perf_counter()
+    if has_experiment_state(folder):
+        saved = read_json(folder / SEARCH_FILE) or {}
+        count = int(saved.get("num_samples", 0))
+        if not _finished(folder, count):
+            restore(str(folder), {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}, plan.wandb_mode, False,
+                    address or plan.address, plan.verbose)
+        code = finish(folder, time.perf_counter() - start, count, resume_hint=parent)
+    else:
+        args = argparse.Namespace(experiment=last, top=spec["top_k"], seeds=",".join(map(str, spec["seeds"])),
+                                  name=VALIDATE_STAGE, storage=str(parent), cpus_per_trial=plan.cpus_per_trial,
+                                  gpus_per_trial=plan.gpus_per_trial, max_concurrent=plan.max_concurrent,
+                                  wandb=plan.wandb_mode, max_failures=plan.max_failures)
+        vplan, configs = prepare_validation(args, {resolve_name(k): v for k, v in spec["set"].items()})
+        write_search_file(vplan)
+        execute(vplan, search_alg=ConfigList(configs, vplan.spec.metric, vplan.spec.mode))
+        code = finish(folder, time.perf_counter() - start, vplan.num_samples, resume_hint=parent)
+    if code != 130:
+        report_validation(folder)
+    return code

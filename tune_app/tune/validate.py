@@ -17,10 +17,11 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
-from polsess.config import ConfigError, config_from_flat, flatten, to_dict
+from polsess.config import ConfigError, config_from_flat, flatten, save_config, to_dict
 
 from ..errors import TuneInputError
-from ..experiment import layout
+from ..experiment import layout, validation
+from ..experiment.layout import BEST_CONFIG
 from ..experiment.results import Experiment, load_experiment
 from ..names import VALIDATION_KEY
 from ..space import SchedulerSpec, SearchSpec
@@ -132,3 +133,21 @@ def prepare_validation(args: argparse.Namespace, overrides: dict[str, Any]) -> t
     plan.validation = {"source": str(source_path), "top": [t for t, _ in picks], "seeds": seeds,
                        "overrides": {k: v for k, v in overrides.items()}}
     return plan, configs
+
+
+def report_validation(folder: Path) -> None:
+    """The ranking by mean over seeds and the verdict; ``best_config.yaml`` becomes the best mean's config
+    (``finish`` wrote the single best run's)."""
+    exp = load_experiment(folder)
+    ranked = validation.scores_by_config(exp)
+    print(f"\nvalidation of {exp.search.get('validation', {}).get('source')}: {exp.metric} by config, over seeds "
+          "(each run's best epoch)")
+    print(validation.table(ranked, exp.metric))
+    print(validation.verdict(ranked, exp.metric))
+    if ranked and ranked[0].scores:
+        best = ranked[0]
+        header = (f"Best mean of {exp.path.name}: trial {best.source_trial}'s config, {exp.metric} "
+                  f"{best.mean:.3f} ± {best.std:.3f} dB over seeds {', '.join(map(str, best.scores))}\n"
+                  f"Train it: polsess-tune train --config {BEST_CONFIG}")
+        out = save_config(config_from_flat(flatten(best.config)), folder / BEST_CONFIG, header=header)
+        print(f"best config (best mean): {out}")
