@@ -93,6 +93,9 @@ CASES = [
      ["--optuna-storage sqlite:///", "a study named 'taken' exists there already", "--name"]),
     ("an --optuna-storage that cannot be opened", lambda t: ["--optuna-storage", "sqlite:///" + str(_file_named(
      t, "f") and t / "runs" / "f" / "x.db")], ["--optuna-storage", "cannot open it"]),
+    ("a stage's study name taken in --optuna-storage", lambda t: [
+     "--space", str(REPO / "search_spaces/demo_staged.yaml"), "--name", "old",
+     "--optuna-storage", _study(t, "old/wide")], ["a study named 'old/wide' exists there already"]),
     ("a password in the --optuna-storage URL", lambda t: ["--optuna-storage", "postgresql://me:s3cret@127.0.0.1/db"],
      ["postgresql://me:***@127.0.0.1/db", "holds a password", "~/.pgpass"]),
     ("a Pareto search warm-started", lambda t: ["--space", str(REPO / "search_spaces/demo_pareto.yaml"),

@@ -221,7 +221,10 @@ def prepare_run(args: argparse.Namespace, default_space: Path, default_config: P
     if plan.optuna_storage_url and not args.dry_run and not plan.resume:
         from ..experiment.study import check_new_study
 
-        check_new_study(plan.optuna_storage_url, plan.study_name)
+        # A staged search's studies are "<name>/<stage>" (tune.staged), one per stage.
+        names = [f"{plan.name}/{raw.get('name') or f'stage{i + 1}'}" for i, raw in enumerate(spec.stages)]
+        for study_name in names or [plan.study_name]:
+            check_new_study(plan.optuna_storage_url, study_name)
     elif plan.is_uri:
         plan.notes.append("the Optuna study of a URI experiment lives in the driver's memory (and Tune's "
                           "checkpoint); pass --optuna-storage URL to keep it where optuna-dashboard can read it")
