@@ -2,7 +2,9 @@
 and optuna-dashboard's real HTTP server reading a finished search's study.
 
 The Pareto search (module-scoped) runs ``search_spaces/demo_pareto.yaml`` unchanged but for the
-corpus, the trial count and a smaller mask network, so its N/B choices still change the size.
+corpus, the trial count, a smaller mask network (its N/B choices still change the size) and a grace
+period of all 3 epochs: every trial completes, so Optuna's views always have the trials they need
+(with ASHA's stops a 6-trial run can leave one COMPLETE trial, and the views are skipped).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def pareto_search(demo_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -
     storage = tmp_path_factory.mktemp("pareto")
     proc = polsess_tune("run", "--space", "search_spaces/demo_pareto.yaml", "--data-root", str(demo_corpus),
                         "--storage", str(storage), "--name", "front", "--num-samples", str(SAMPLES),
-                        "--wandb", "offline", *SMALL, timeout=900)
+                        "--wandb", "offline", "--grace-period", "3", *SMALL, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return storage / "front", proc.stdout
 
@@ -91,7 +93,7 @@ def test_the_scatter_png_draws_the_front(pareto_search):
     (line,) = [ln for ln in figure_pareto(exp).axes[0].get_lines() if ln.get_gid() == FRONT_GID]
     drawn = sorted(zip(line.get_xdata(), line.get_ydata(), strict=True))
     want = sorted((p[1], p[0]) for _, p in pareto.front(exp))
-    assert len(drawn) == len(want) >= 2
+    assert len(drawn) == len(want) >= 1
     assert [c for xy in drawn for c in xy] == pytest.approx([c for xy in want for c in xy])
 
 
