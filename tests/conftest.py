@@ -92,3 +92,48 @@ def offline_wandb(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.delenv("WANDB_DIR", raising=False)
     yield
     wandb.teardown()  # stop the wandb-core service this process started
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A real S3 server (moto's, in its own process on 127.0.0.1) with one bucket, ``polsess-tune-ci``.
+
+    Yields the environment a driver or a Ray node needs to use it: fake credentials (the secret is
+    random per session, so a test can search every file and log for it) and the endpoint.
+    """
+    import secrets
+    import socket
+    import urllib.request
+
+    from processes import kill_session, wait_for
+
+    server = Path(sys.executable).with_name("moto_server")
+    if not server.exists():
+        pytest.skip("moto[server] is not installed (a dev dependency: pip install -e '.[dev]')")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path_factory.mktemp("s3") / "moto.log"
+    proc = subprocess.Popen([str(server), "-H", "127.0.0.1", "-p", str(port)], stdout=log.open("w"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+    def answers() -> bool:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=2)
+            return True
+        except OSError:
+            return proc.poll() is not None
+
+    try:
+        wait_for(answers, 60, "the S3 server to answer")
+        assert proc.poll() is None, log.read_text()[-2000:]
+        env = {"AWS_ACCESS_KEY_ID": "polsess-ci-" + secrets.token_hex(4),
+               "AWS_SECRET_ACCESS_KEY": "s3-secret-" + secrets.token_hex(12),
+               "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+               "AWS_EC2_METADATA_DISABLED": "true"}
+        subprocess.run([sys.executable, "-c", "import pyarrow.fs as f; fs, _ = f.FileSystem.from_uri("
+                        "'s3://polsess-tune-ci?allow_bucket_creation=true'); fs.create_dir('polsess-tune-ci')"],
+                       env={**os.environ, **env}, check=True, timeout=60)
+        yield env
+    finally:
+        kill_session(proc.pid)

@@ -64,3 +64,20 @@ def test_pins_match_what_the_contract_was_read_from():
     assert version("ray").startswith("2.60."), "tune_app.ext was read against ray 2.60"
     assert version("wandb").startswith("0.31."), "tune_app.ext.wandb_offline decodes wandb 0.31's log"
     assert version("optuna").split(".")[0] == "5", "tune_app.ext.optuna_search was read against optuna 5"
+
+
+def test_trials_runtime_env_carries_no_aws_credentials(monkeypatch):
+    """Tune copies the driver's AWS credentials into each trial's runtime_env, which Ray's agent logs;
+    after ours, the runtime_env Tune builds has none (and before it, it had: the fence still matters)."""
+    from ray.tune.execution import class_cache
+
+    from tune_app.ext.ray_internals import CREDENTIAL_VARS, keep_credentials_out_of_runtime_env
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "contract-secret")
+    monkeypatch.setattr(class_cache, "ENV_VARS_TO_PROPAGATE", set(class_cache.ENV_VARS_TO_PROPAGATE))
+    assert set(CREDENTIAL_VARS) <= class_cache.ENV_VARS_TO_PROPAGATE, "Tune no longer copies AWS credentials"
+    before = class_cache._ActorClassCache().get(type("Before", (), {}))._default_options["runtime_env"]
+    assert before["env_vars"]["AWS_SECRET_ACCESS_KEY"] == "contract-secret"
+    keep_credentials_out_of_runtime_env()
+    after = class_cache._ActorClassCache().get(type("After", (), {}))._default_options["runtime_env"]
+    assert not set(after["env_vars"]) & set(CREDENTIAL_VARS), after

@@ -97,7 +97,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reduction-factor", type=float, help="ASHA: keep 1/factor of the trials at each rung")
     p.add_argument("--max-failures", type=int, default=2, help="retries of a trial whose worker died (default 2)")
     p.add_argument("--address", help="attach to a running Ray cluster: auto or HOST:PORT")
-    p.add_argument("--warm-start", type=Path, metavar="CSV_OR_EXPERIMENT",
+    p.add_argument("--warm-start", metavar="CSV_OR_EXPERIMENT",
                    help="hand past runs inside the space to Optuna as evaluated points (W&B export or experiment)")
     p.add_argument("--optuna-storage", metavar="URL",
                    help="Optuna study storage, e.g. postgresql://host/db (default: sqlite in the experiment folder)")
@@ -109,14 +109,14 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_resume_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("experiment", type=Path, help="the experiment folder (storage/name)")
+    p.add_argument("experiment", help="the experiment folder or URI (storage/name)")
     p.add_argument("--restart-errored", action="store_true", help="restart errored trials from scratch")
     p.add_argument("--verbose", action="store_true", help="Ray's own logs as well (a search keeps its own view)")
     p.add_argument("--address", help="attach to a running Ray cluster: auto or HOST:PORT")
 
 
 def add_validate_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("experiment", type=Path, help="the finished search's folder (storage/name)")
+    p.add_argument("experiment", help="the finished search's folder or URI (storage/name)")
     p.add_argument("--top", type=int, default=3, help="configs to validate, best first (default 3)")
     p.add_argument("--seeds", default="42,123,456", help="training seeds, comma-separated (default 42,123,456)")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
@@ -133,7 +133,7 @@ def add_validate_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_results_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("experiment", type=Path, help="the experiment folder (storage/name)")
+    p.add_argument("experiment", help="the experiment folder or URI (storage/name)")
     p.add_argument("--top", type=int, default=10, help="rows to show (default 10)")
     p.add_argument("--json", action="store_true", help="one JSON object: trials, best, importance")
     p.add_argument("--export-best", type=Path, metavar="FILE", help="write the best config as an experiment YAML")

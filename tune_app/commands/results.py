@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 from pathlib import Path
 
 from ..errors import TuneInputError
-from ..experiment import layout, pareto
+from ..experiment import layout, location, pareto
 from ..experiment.report import best_checkpoint_line, export_best, front_table, summary_line, table, to_json
 from ..experiment.results import Experiment, TrialRecord, load_experiment
 from ..experiment.study import study_line
@@ -24,9 +25,10 @@ def _check_export(args: argparse.Namespace) -> None:
 
 def cmd_results(args: argparse.Namespace) -> int:
     _check_export(args)
-    if (Path(args.experiment) / layout.STAGES_FILE).exists():
-        return staged_results(Path(args.experiment), args)
-    exp = load_experiment(args.experiment)
+    folder, shown = location.open_experiment(args.experiment)  # a URI: pulled into its driver folder
+    if (folder / layout.STAGES_FILE).exists():
+        return staged_results(folder, args)
+    exp = load_experiment(folder)
     chosen = _chosen(exp, args)
     ranking = _importance(exp)
     if args.export_best:
@@ -51,6 +53,8 @@ def cmd_results(args: argparse.Namespace) -> int:
                   f"{validation.verdict(ranked, exp.metric)}")
         if study:
             print(study)
+        if location.is_uri(shown):
+            print(wandb_runs_line(exp.search))
         if ranking:
             from ..experiment.importance import format_importance, importance_caption
 
@@ -59,9 +63,20 @@ def cmd_results(args: argparse.Namespace) -> int:
     if args.plots:
         from ..experiment.plots import write_plots
 
-        for path in write_plots(exp, importance=ranking):
+        out = folder / location.PLOTS_DIR if location.is_uri(shown) else None  # a URI's: on this machine
+        for path in write_plots(exp, out, importance=ranking):
             print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+def wandb_runs_line(search: dict) -> str:
+    """Where a URI experiment's W&B offline runs are: beside the driver that ran it, not in the bucket."""
+    host, _, path = str(search.get("wandb_dir") or "").partition(":")
+    if not path:
+        return "W&B offline runs: not recorded (started by an older polsess-tune)"
+    here = host == socket.gethostname() and Path(path).is_dir()
+    return (f"W&B offline runs: {path} on {'this machine' if here else host} (beside the driver, not in the "
+            f"bucket); upload them with `wandb sync {path}/wandb/offline-run-*`")
 
 
 def _chosen(exp: Experiment, args: argparse.Namespace) -> TrialRecord | None:

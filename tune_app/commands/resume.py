@@ -10,6 +10,7 @@ from pathlib import Path
 from ..builtin import default_config, default_space
 from ..errors import TuneInputError
 from ..experiment import layout
+from ..experiment.location import delete, is_uri, open_experiment
 from ..experiment.report import summary_line
 from ..experiment.results import load_experiment
 from ..tune.folder_lock import holding
@@ -17,45 +18,53 @@ from ..tune.summary import finish
 from .options import config_overrides, resolve_data_root
 
 
-def resume_experiment(folder: Path, restart_errored: bool, address: str | None, verbose: bool = False) -> int:
-    folder = folder.expanduser().resolve()
-    if not folder.is_dir():
-        raise TuneInputError(f"{folder}: no such experiment folder; check the path (storage/name)")
+def resume_experiment(where: str | Path, restart_errored: bool, address: str | None, verbose: bool = False) -> int:
+    """Resume the experiment at ``where``: a folder, or a URI (``s3://…``) whose state and checkpoints
+    Tune restores from the bucket; a driver started afresh on any machine with its credentials can."""
+    if not is_uri(where) and not Path(where).expanduser().is_dir():
+        raise TuneInputError(f"{where}: no such experiment folder; check the path (storage/name)")
+    folder, shown = open_experiment(where)
     with holding(folder, "resume"):
         if (folder / layout.STAGES_FILE).exists():
             return resume_staged(folder, address)
-        return _resume(folder, restart_errored, address, verbose)
+        return _resume(folder, shown, restart_errored, address, verbose)
 
 
-def _resume(folder: Path, restart_errored: bool, address: str | None, verbose: bool) -> int:
+def _resume(folder: Path, shown: str, restart_errored: bool, address: str | None, verbose: bool) -> int:
     from ..ext.state_backup import end_cut_lines, repair, restore_missing_checkpoints
 
+    uri = shown if is_uri(shown) else None
     search = layout.read_json(folder / layout.SEARCH_FILE) or {}
     started_at = search.get("experiment_path")
-    if started_at and Path(started_at) != folder:
+    if started_at and (started_at != uri if uri else Path(started_at) != folder):
         raise TuneInputError(
-            f"{folder}: this experiment was started at {started_at}; its W&B runs and state backup are tied "
+            f"{shown}: this experiment was started at {started_at}; its W&B runs and state backup are tied "
             f"to that path, so move it back there (or resume it from there) instead"
         )
-    notes = repair(folder)
+    # A URI's state cannot be cut by a kill (an object store writes an object whole or not at all),
+    # so only a local folder has a state backup to repair from.
+    notes = [] if uri else repair(folder)
     if not layout.has_experiment_state(folder):
         raise TuneInputError(
-            f"{folder}: holds no Ray Tune experiment state ({layout.EXPERIMENT_STATE_GLOB}); it never got as "
+            f"{shown}: holds no Ray Tune experiment state ({layout.EXPERIMENT_STATE_GLOB}); it never got as "
             "far as its first trial, or it is not an experiment folder: start it again with `polsess-tune run`"
         )
-    for line in notes + restore_missing_checkpoints(folder) + end_cut_lines(folder):
+    fixed = restore_missing_checkpoints(folder, uri)  # a URI's: named in the pulled folder, copied in the bucket
+    for line in notes + fixed + ([] if uri else end_cut_lines(folder)):
         print(f"note: {line}")
     # Resuming says the cause was fixed: the stop and the errors recorded as not worth retrying go.
     (folder / layout.STOPPED_FILE).unlink(missing_ok=True)
     for trial in layout.trial_dirs(folder):
         (trial / layout.NOT_RETRIED_FILE).unlink(missing_ok=True)
+    if uri:
+        delete(uri, [layout.STOPPED_FILE])
     num_samples = int(search.get("num_samples", 0))
     exp = load_experiment(folder)
     # Errored trials count as unfinished: resume retries them from their last checkpoint, or from
     # scratch with --restart-errored.
     if exp.is_finished(num_samples):
         print(f"nothing to resume: {folder.name} already finished ({summary_line(exp)}); "
-              f"see `polsess-tune results {folder}`")
+              f"see `polsess-tune results {shown}`")
         return 0
     if address:
         from ..tune.cluster import check_address
@@ -67,12 +76,12 @@ def _resume(folder: Path, restart_errored: bool, address: str | None, verbose: b
     from ..tune.driver import restore
 
     start = time.perf_counter()
-    restore(str(folder), resources, search.get("wandb_mode", "offline"), restart_errored, address, verbose)
-    code = finish(folder, time.perf_counter() - start, num_samples)
+    restore(uri or str(folder), resources, search.get("wandb_mode", "offline"), restart_errored, address, verbose)
+    code = finish(shown, time.perf_counter() - start, num_samples)
     if search.get("validation") and code != 130:
         from ..tune.validate import report_validation
 
-        report_validation(folder)
+        report_validation(shown)
     return code
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..builtin import default_config, default_space
 from ..errors import TuneInputError
+from ..experiment.location import is_uri, join
 from ..space import describe, format_dry_run, sample_configs
 from ..space.stages import parse_stages
 from ..tune.folder_lock import holding
@@ -87,8 +88,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         if not args.name:
             raise TuneInputError("--resume needs --name (and --storage if not ./runs) of the experiment")
-        folder = Path(args.storage or "runs").expanduser().resolve() / args.name
-        return resume_experiment(folder, restart_errored=False, address=args.address)
+        storage = args.storage or "runs"
+        where = join(storage, args.name) if is_uri(storage) else str(Path(storage).expanduser().resolve() / args.name)
+        return resume_experiment(where, restart_errored=False, address=args.address)
     plan = prepare_run(args, default_space(), default_config(), config_overrides(args))
     if plan.spec.stages:
         from ..tune.staged import run_staged
@@ -124,8 +126,8 @@ def cmd_run(args: argparse.Namespace) -> int:
           + f"; corpus {plan.base.data.data_root}", flush=True)
     from ..tune.driver import execute
 
-    with holding(plan.experiment_path, "run"):
+    with holding(plan.local_path, "run"):
         write_search_file(plan)
         start = time.perf_counter()
         execute(plan)
-        return finish(Path(plan.experiment_path), time.perf_counter() - start, plan.num_samples)
+        return finish(plan.experiment_path, time.perf_counter() - start, plan.num_samples)

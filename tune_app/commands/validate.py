@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 from polsess.config import ConfigError, resolve_name
 
@@ -36,11 +35,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(plan.wandb_note)
     for note in plan.notes:
         print(f"note: {note}")
-    with holding(plan.experiment_path, "validate"):
+    with holding(plan.local_path, "validate"):
         write_search_file(plan)
         start = time.perf_counter()
         execute(plan, search_alg=ConfigList(configs, plan.spec.metric, plan.spec.mode))
-        code = finish(Path(plan.experiment_path), time.perf_counter() - start, plan.num_samples)
+        code = finish(plan.experiment_path, time.perf_counter() - start, plan.num_samples)
         if code != 130:
-            report_validation(Path(plan.experiment_path))
+            report_validation(plan.experiment_path)
         return code

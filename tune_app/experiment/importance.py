@@ -43,6 +43,7 @@ from polsess.config import flatten
 from ..errors import TuneInputError
 from ..names import COMPLETED, EARLY_STOPPED, FINISHED
 from ..space.param import Param, is_number
+from .location import shown
 from .results import Experiment, TrialRecord
 
 __all__ = [
@@ -128,7 +129,7 @@ def importance_study(exp: Experiment) -> optuna.Study:
     params = params_from_search(exp)
     if not params:
         raise TuneInputError(
-            f"{exp.path}: the search varied no parameters (search.json lists no searched space); "
+            f"{shown(exp.path)}: the search varied no parameters (search.json lists no searched space); "
             "there is nothing to rank"
         )
     dists = {path: p.to_optuna() for path, p in params.items()}
@@ -147,7 +148,7 @@ def importance_study(exp: Experiment) -> optuna.Study:
                f"{len(scored)} of them with a finite {exp.metric}"
                + (f", {skipped} of those with values outside search.json's space" if skipped else ""))
         raise TuneInputError(
-            f"{exp.path}: parameter importance needs at least {MIN_TRIALS} finished trials that reported "
+            f"{shown(exp.path)}: parameter importance needs at least {MIN_TRIALS} finished trials that reported "
             f"{exp.metric}; found {len(frozen)} ({why}). Run more trials (or resume the search) first"
         )
     verbosity = optuna.logging.get_verbosity()

@@ -14,6 +14,7 @@ import math
 from collections.abc import Sequence
 
 from ..errors import TuneInputError
+from .location import shown
 from .results import Experiment, TrialRecord
 
 Point = tuple[float, ...]
@@ -100,13 +101,14 @@ def pick(exp: Experiment, k: int | None, bounds: dict[str, float]) -> TrialRecor
     if k is not None:
         points = front(exp, bounds)
         if not points:
-            raise TuneInputError(f"{exp.path}: no trial is on the Pareto front{_bounded(bounds)}; nothing to export")
+            raise TuneInputError(f"{shown(exp.path)}: no trial is on the Pareto front{_bounded(bounds)}; "
+                                 "nothing to export")
         if not 1 <= k <= len(points):
             raise TuneInputError(f"--pareto {k}: the front has {len(points)} points; pick 1..{len(points)}")
         return points[k - 1][0]
     pool = [t for t in exp.ranked() if within(t, bounds)]
     if not pool:
-        raise TuneInputError(f"{exp.path}: no scored trial{_bounded(bounds)}; loosen --max or drop it")
+        raise TuneInputError(f"{shown(exp.path)}: no scored trial{_bounded(bounds)}; loosen --max or drop it")
     return pool[0]
 
 

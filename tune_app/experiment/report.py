@@ -15,6 +15,7 @@ from polsess.config import config_from_flat, flatten, save_config
 from ..errors import TuneInputError
 from ..names import COMPLETED, COST_METRICS, CURVE_METRIC, EARLY_STOPPED, EPOCH, ERROR, VALIDATION_KEY, status_label
 from . import pareto
+from .location import is_uri, shown
 from .results import Experiment, TrialRecord
 
 
@@ -63,14 +64,14 @@ def to_json(exp: Experiment) -> dict[str, Any]:
             f"best_{CURVE_METRIC}": max(val) if val else None,
             f"last_{CURVE_METRIC}": val[-1] if val else None,
             "epochs": t.epochs,
-            "checkpoint": str(ckpt) if ckpt else None,  # the best epoch's: what evaluate wants
-            "latest_checkpoint": str(latest) if latest else None,
+            "checkpoint": shown(ckpt) if ckpt else None,  # the best epoch's: what evaluate wants
+            "latest_checkpoint": shown(latest) if latest else None,
             "error": t.error,
         })
     best = exp.best_trial()
     objs = pareto.objectives(exp)
     return {
-        "experiment": str(exp.path),
+        "experiment": shown(exp.path),
         "metric": exp.metric,
         "mode": exp.mode,
         "objectives": [list(o) for o in objs],
@@ -93,7 +94,7 @@ def export_best(exp: Experiment, out: str | Path, trial: TrialRecord | None = No
     if best is None:
         why = "every trial errored" if exp.trials and len(exp.errored()) == len(exp.trials) else \
             f"no trial reported {exp.metric} yet"
-        raise TuneInputError(f"{exp.path}: {why}; nothing to export")
+        raise TuneInputError(f"{shown(exp.path)}: {why}; nothing to export")
     cfg = config_from_flat(flatten({k: v for k, v in best.config.items() if k != VALIDATION_KEY}))
     score = best.best(exp.metric, exp.mode)
     costs = ", ".join(f"{name} = {t[-1]:.4g}" for name in COST_METRICS if (t := best.scores(name)))
@@ -159,5 +160,9 @@ def best_checkpoint_line(exp: Experiment) -> str | None:
     score = best.best(exp.metric, exp.mode)
     epoch = next((r.get(EPOCH) for r in best.history if r.get(exp.metric) == score), None)
     ckpt = best.best_checkpoint(exp.metric, exp.mode)
-    where = f"; checkpoint {ckpt} (score it: polsess-tune evaluate {ckpt})" if ckpt else ""
+    where = ""
+    if ckpt and is_uri(shown(ckpt)):  # its weights are in the bucket; evaluate reads a local folder
+        where = f"; checkpoint {shown(ckpt)}"
+    elif ckpt:
+        where = f"; checkpoint {ckpt} (score it: polsess-tune evaluate {ckpt})"
     return f"best: trial {best.trial_id}, {exp.metric} {score:.2f} at epoch {epoch}{where}"

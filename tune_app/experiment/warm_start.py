@@ -58,6 +58,7 @@ from ..errors import TuneInputError
 from ..space.param import Param
 from ..space.sampling import optuna_space
 from ..space.spec import SearchSpec
+from .location import is_uri, open_experiment
 from .warm_sources import (
     EARLY_STOPPED,
     ERRORED,
@@ -166,8 +167,8 @@ def load_warm_start(
     file with the sweep's fixed values and ``--set`` applied); identity and settings are compared
     with it. ``cwd`` (default: the process's) is tried first for a CSV run's ``config`` file.
     """
-    path = Path(source)
     label = str(source)
+    path = open_experiment(source)[0] if is_uri(source) else Path(source)  # an experiment in a bucket: pulled
     if not spec.space:
         raise TuneInputError(f"{spec.file or '<sweep>'}: nothing is searched, so there is nothing to warm-start; "
                              "drop the warm start or search a parameter")

@@ -11,7 +11,8 @@ Each module works around an upstream gap that Ray Tune's or W&B's public API lea
 - :mod:`.wandb_offline` — wandb ships no reader for its offline ``.wandb`` log: decoded here;
 - :mod:`.state_backup` — Tune copies its state files non-atomically, so a SIGKILL can cut them;
 - :mod:`.trial_files` — a live trial's results, through Tune's internal storage context;
-- :mod:`.ray_internals` — the local GPU count and Ray's token-auth set-up (``ray._private``).
+- :mod:`.ray_internals` — the local GPU count and Ray's token-auth set-up (``ray._private``), and AWS
+  credentials kept out of the runtime_env Tune gives each trial (Ray's agent logs it in full).
 
 :data:`UPSTREAM` lists every private name these modules use. ``tests/unit/test_upstream_contract.py``
 imports each one (no Ray start) and fails naming the name and the module that needs it, and
@@ -89,4 +90,5 @@ UPSTREAM: tuple[Private, ...] = (
             "tune_app.ext.ray_internals"),
     Private("ray._private.authentication.authentication_token_setup", "maybe_enable_token_auth_if_token_available",
             "tune_app.ext.ray_internals"),
+    Private("ray.tune.execution.class_cache", "ENV_VARS_TO_PROPAGATE", "tune_app.ext.ray_internals"),
 )

@@ -1,4 +1,5 @@
-"""Two facts Ray knows but exposes only through ``ray._private``: local GPUs, and its token-auth set-up.
+"""Two facts Ray knows but exposes only through ``ray._private`` (local GPUs, its token-auth set-up),
+and one internal set Tune reads (the driver variables it copies into trials' runtime_env).
 
 - :func:`local_gpu_count`: the GPUs a local Ray will schedule, counted as Ray counts them (NVML,
   capped by ``CUDA_VISIBLE_DEVICES``) without importing torch, whose import alone took 1.6 s of
@@ -6,6 +7,7 @@
 - :func:`enable_token_auth_from_available_token`: ``ray.init(address="auto")`` turns token auth on
   when a token is available, an explicit ``HOST:PORT`` does not (and then fails after ~20 s with a
   ConnectionError that does not mention the token); this is Ray's own step for "auto".
+- :func:`keep_credentials_out_of_runtime_env`: cloud credentials stay out of Ray's logs.
 """
 
 from __future__ import annotations
@@ -27,3 +29,18 @@ def enable_token_auth_from_available_token() -> None:
     from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
 
     maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+
+
+# What Tune copies from the driver's environment into every trainable's runtime_env (ray 2.60).
+CREDENTIAL_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN")
+
+
+def keep_credentials_out_of_runtime_env() -> None:
+    """Tune puts the driver's AWS credentials into each trainable's runtime_env
+    (``class_cache.ENV_VARS_TO_PROPAGATE``), and Ray's runtime_env agent writes every runtime_env in
+    full into ``runtime_env_agent.log`` (ray#29985 confined such logs to that file; it did not drop
+    them). A secret must not reach Ray's files: take them out. Local trials still have them, inherited
+    from the driver through the Ray it starts; each node of a cluster reads its own (README)."""
+    from ray.tune.execution import class_cache
+
+    class_cache.ENV_VARS_TO_PROPAGATE.difference_update(CREDENTIAL_VARS)

@@ -26,6 +26,7 @@ from ray.tune import Callback
 from ..errors import TuneInputError
 from ..experiment import layout
 from ..experiment.layout import BACKUP_DIR, newest
+from ..experiment.location import copy_tree
 
 PATTERNS = layout.STATE_GLOBS
 
@@ -122,10 +123,11 @@ def end_cut_lines(folder: Path) -> list[str]:
     return fixed
 
 
-def restore_missing_checkpoints(folder: Path) -> list[str]:
+def restore_missing_checkpoints(folder: Path, uri: str | None = None) -> list[str]:
     """A stale snapshot can name a checkpoint that ``num_to_keep`` deleted after it was taken, and
     Tune then refuses to restore the trial. Put the newest kept checkpoint of the trial under that
-    name; the trainable resumes from the newest epoch it finds anyway."""
+    name; the trainable resumes from the newest epoch it finds anyway. For a URI experiment,
+    ``folder`` is its pulled driver folder (checkpoint folders by name) and the copy is made in the bucket."""
     state_file = newest(folder, layout.EXPERIMENT_STATE_GLOB)
     try:
         state = json.loads(state_file.read_text()) if state_file else {}
@@ -144,6 +146,8 @@ def restore_missing_checkpoints(folder: Path) -> list[str]:
             continue
         kept = layout.checkpoint_dirs(trial_dir)
         if kept:
+            if uri:
+                copy_tree(uri, f"{trial_dir.name}/{kept[-1].name}", f"{trial_dir.name}/{name}")
             shutil.copytree(kept[-1], trial_dir / name)
             done.append(f"trial {trial.get('trial_id')}: {name} was deleted after the last snapshot; "
                         f"resuming from {kept[-1].name}")

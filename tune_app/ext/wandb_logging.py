@@ -35,6 +35,8 @@ from ray.air.integrations.wandb import WANDB_ENV_VAR, WandbLoggerCallback, _Queu
 from ray.air.util.node import _force_on_current_node
 from ray.tune.experiment import Trial
 
+from ..experiment.layout import WANDB_DIR
+from ..experiment.location import driver_folder
 from ..names import COMPLETED, DONE_TRAINING, EARLY_STOPPED, EPOCH, ERROR, ITERATION, VALIDATION_KEY, status_label
 from .trial_files import trial_results
 from .wandb_offline import read_offline_run
@@ -152,9 +154,11 @@ FINISHING_WAIT_S = 120.0
 
 
 class EpochWandbLoggerCallback(WandbLoggerCallback):
-    def __init__(self, *args: Any, finishing_at_most: int = FINISHING_AT_MOST, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, finishing_at_most: int = FINISHING_AT_MOST, uri: str | None = None,
+                 **kwargs: Any) -> None:
         kwargs.setdefault("resume", "allow")
         super().__init__(*args, **kwargs)
+        self._uri = uri  # a URI experiment: its W&B runs go to the driver folder of whichever machine drives it
         self._logged: dict[str, set[int]] = {}
         self._sender: OrderedSender | None = None  # started on first use: the callback is pickled before
         self._finishing_at_most = finishing_at_most
@@ -162,6 +166,14 @@ class EpochWandbLoggerCallback(WandbLoggerCallback):
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_sender": None, "_ended": set()}
+
+    def setup(self, *args: Any, **kwargs: Any) -> None:
+        # Tune calls setup on a restored search too: a driver started afresh on another machine
+        # logs beside itself, not into the pickled path of the machine that started the search.
+        if getattr(self, "_uri", None):
+            self.kwargs["dir"] = str(driver_folder(self._uri) / WANDB_DIR)
+            os.makedirs(self.kwargs["dir"], exist_ok=True)
+        super().setup(*args, **kwargs)
 
     def _start_logging_actor(self, trial: Trial, exclude_results: list[str], **wandb_init_kwargs: Any) -> None:
         """Ray's own, less the queue actor and the key in the runtime_env; a second thread for ``put``."""

@@ -16,6 +16,7 @@ from polsess.config import Config
 
 from ..errors import TuneInputError
 from ..experiment import layout
+from ..experiment.location import shown
 from ..ext.ray_internals import local_gpu_count
 from ..space.spec import SearchSpec
 
@@ -111,18 +112,19 @@ def check_storage(storage: str) -> None:
 def check_experiment_folder(folder: Path, resume: bool) -> list[str]:
     """Refuse a name already taken; a folder left by a start-up that never reached its first trial
     (only our own files in it) is reused, with a note."""
+    label = shown(folder)  # a URI experiment is checked in its pulled driver folder
     if folder.exists() and not folder.is_dir():
-        raise TuneInputError(f"{folder}: a file has this name; pick another --name")
+        raise TuneInputError(f"{label}: a file has this name; pick another --name")
     if not folder.is_dir() or not any(folder.iterdir()) or resume:
         return []
     if layout.has_experiment_state(folder) or layout.has_experiment_state(folder / layout.BACKUP_DIR):
         raise TuneInputError(
-            f"{folder}: an experiment with this name already exists; resume it with "
-            f"`polsess-tune resume {folder}` or pick another --name"
+            f"{label}: an experiment with this name already exists; resume it with "
+            f"`polsess-tune resume {label}` or pick another --name"
         )
     others = sorted(p.name for p in folder.iterdir() if p.name not in OURS)
     if others:
-        raise TuneInputError(f"{folder}: exists and holds files that are not an experiment's "
+        raise TuneInputError(f"{label}: exists and holds files that are not an experiment's "
                              f"({', '.join(others[:3])}); pick another --name")
     # That start's study holds at most trials it asked for and never ran: a fresh start begins a fresh one.
     for name in (layout.STUDY_FILE, layout.STUDY_FILE + "-journal"):

@@ -11,12 +11,12 @@ import errno
 import os
 import signal
 import sys
-from pathlib import Path
 from typing import Any
 
 from polsess.config import to_dict
 
 from ..errors import TuneInputError
+from ..experiment import location
 from ..experiment.layout import WANDB_DIR, trial_dirname
 from ..names import NOT_LOGGED, PROGRESS_COLUMNS
 from ..space import make_sampler, optuna_space
@@ -105,11 +105,11 @@ def build_callbacks(plan: RunPlan) -> list[Any]:
     kwargs: dict[str, Any] = {"mode": plan.wandb_mode, "tags": plan.spec.tags or None}
     if plan.spec.entity:
         kwargs["entity"] = plan.spec.entity
-    if not plan.is_uri:
-        # An absolute dir inside the experiment folder: Ray's own sync of the trial folder can
-        # copy a half-written offline run; this one is written in place and found by `wandb sync`.
-        kwargs["dir"] = os.path.join(plan.experiment_path, WANDB_DIR)
-        os.makedirs(kwargs["dir"], exist_ok=True)
+    # An absolute dir inside the experiment folder (a URI experiment's: its driver folder, on this
+    # machine): Ray's own sync of the trial folder can copy a half-written offline run; this one is
+    # written in place and found by `wandb sync`.
+    kwargs["dir"] = str(plan.local_path / WANDB_DIR)
+    os.makedirs(kwargs["dir"], exist_ok=True)
     return [
         *callbacks,
         EpochWandbLoggerCallback(
@@ -117,6 +117,7 @@ def build_callbacks(plan: RunPlan) -> list[Any]:
             group=plan.name,
             upload_timeout=UPLOAD_TIMEOUT_S,
             excludes=list(NOT_LOGGED),
+            uri=plan.experiment_path if plan.is_uri else None,
             **kwargs,
         )
     ]
@@ -147,7 +148,8 @@ def build_tuner(plan: RunPlan, search_alg: Any = None):
 
     from .fail_fast import SameErrorStopper
 
-    fail_fast = SameErrorStopper(None if plan.is_uri else plan.experiment_path, plan.num_samples)
+    fail_fast = SameErrorStopper(str(plan.local_path), plan.num_samples,
+                                 uri=plan.experiment_path if plan.is_uri else None)
     stop: Any = fail_fast
     if spec.target is not None:
         target, sign = spec.target, (1 if spec.mode == "max" else -1)
@@ -199,6 +201,9 @@ def start_ray(address: str | None, wandb_mode: str = "offline", verbose: bool = 
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if ray.is_initialized():
         return
+    from ..ext.ray_internals import keep_credentials_out_of_runtime_env
+
+    keep_credentials_out_of_runtime_env()
     # Trial output stays in Ray's session logs; the console shows Tune's progress table.
     if not address:
         # "local" always starts a new cluster: a bare ray.init() would attach to whatever `ray start`
@@ -321,6 +326,6 @@ def restore(folder: str, resources: dict[str, float], wandb_mode: str, restart_e
             resume_errored=not restart_errored,
             restart_errored=restart_errored,
         )
-        return _fit(tuner, str(Path(folder).parent), folder)
+        return _fit(tuner, location.parent(folder), folder)
     finally:
         ray.shutdown()

@@ -16,12 +16,14 @@ from ray.tune import Callback
 from ray.tune.stopper import Stopper
 
 from ..experiment.layout import STOPPED_FILE
+from ..experiment.location import push
 from ..experiment.results import reason_line, split_reason
 
 
 class SameErrorStopper(Callback, Stopper):
-    def __init__(self, folder: str | None, num_samples: int, after: int = 3) -> None:
-        self.folder = folder  # None for URI storage: nothing is written
+    def __init__(self, folder: str | None, num_samples: int, after: int = 3, uri: str | None = None) -> None:
+        self.folder = folder  # where stopped.json is written (None: nowhere)
+        self.uri = uri  # a URI experiment: stopped.json goes into the bucket too
         self.after = max(1, min(after, num_samples))
         self._errors: list[tuple[str, str]] = []
         self._finished = 0
@@ -47,6 +49,8 @@ class SameErrorStopper(Callback, Stopper):
                       f"others would too: {message}")
             if self.folder:
                 Path(self.folder, STOPPED_FILE).write_text(json.dumps({"reason": reason}))
+                if getattr(self, "uri", None):
+                    push(Path(self.folder), self.uri, [STOPPED_FILE])
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         return False

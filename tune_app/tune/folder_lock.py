@@ -12,22 +12,22 @@ from filelock import FileLock, Timeout
 
 from ..errors import TuneInputError
 from ..experiment.layout import LOCK_FILE
+from ..experiment.location import shown
 
 
 @contextlib.contextmanager
 def holding(folder: Path | str, command: str) -> Iterator[None]:
-    """Hold the folder's lock for the whole command; a local folder only (a URI has no local lock)."""
-    if "://" in str(folder):
-        yield
-        return
+    """Hold the folder's lock for the whole command. A URI experiment is locked in its driver folder
+    (``RunPlan.local_path``): two drivers on one machine are refused; object storage has no lock
+    that would stop a driver on another machine."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(folder / LOCK_FILE))
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        raise TuneInputError(f"{folder}: in use by another polsess-tune run or resume; wait for it to end (or stop "
-                             f"it) before `polsess-tune {command}` on this folder") from None
+        raise TuneInputError(f"{shown(folder)}: in use by another polsess-tune run or resume; wait for it to "
+                             f"end (or stop it) before `polsess-tune {command}` on this folder") from None
     try:
         yield
     finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,7 +20,9 @@ from typing import Any
 from polsess.config import Config, ConfigError, config_from_flat, load_config, to_flat
 
 from ..errors import TuneInputError
+from ..experiment import location
 from ..experiment.layout import SEARCH_FILE, WANDB_DIR
+from ..experiment.location import local_folder
 from ..experiment.warm_start import WarmStart
 from ..ext.ray_internals import local_gpu_count
 from ..space import SearchSpec, describe, load_search, sample_configs
@@ -76,6 +79,12 @@ class RunPlan:
     @property
     def is_uri(self) -> bool:
         return "://" in self.storage
+
+    @property
+    def local_path(self) -> Path:
+        """The folder this machine writes: the experiment folder, or a URI experiment's driver folder
+        (tune_app.experiment.location: W&B runs, the lock, a mirror of the bucket's files)."""
+        return local_folder(self.experiment_path)
 
 
 def wandb_key_configured(env: Mapping[str, str] = os.environ) -> bool:
@@ -208,7 +217,13 @@ def prepare_run(args: argparse.Namespace, default_space: Path, default_config: P
         max_failures=args.max_failures, address=args.address, resume=args.resume, notes=notes, warm_start=warm,
         verbose=bool(getattr(args, "verbose", False)), gpus_auto=gpus_auto,
     )
-    if not args.dry_run and not plan.is_uri:
+    if plan.is_uri and spec.stages:
+        raise TuneInputError(f"--storage {storage}: a staged search stores to a folder (local, or shared by the "
+                             "cluster's nodes); on object storage run each stage as its own search")
+    if not args.dry_run and plan.is_uri:
+        location.check_writable(storage, f"--storage {storage}")
+        plan.notes += checks.check_experiment_folder(location.pull(plan.experiment_path), plan.resume)
+    elif not args.dry_run:
         plan.notes += checks.check_experiment_folder(Path(plan.experiment_path), plan.resume)
     plan.optuna_storage_url = getattr(args, "optuna_storage", None)
     if plan.optuna_storage_url:
@@ -248,7 +263,7 @@ def _resolve(name: str) -> str:
 
 def write_search_file(plan: RunPlan) -> None:
     """``search.json``: the resolved search, for ``results``, ``resume``, warm starts and importance."""
-    folder = Path(plan.experiment_path)
+    folder = plan.local_path
     folder.mkdir(parents=True, exist_ok=True)
     info = describe(plan.spec)
     info.update({
@@ -267,5 +282,9 @@ def write_search_file(plan: RunPlan) -> None:
         "optuna_storage": _redacted(plan.optuna_storage),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
         **({"validation": plan.validation} if plan.validation else {}),
+        # Where this search's W&B offline runs are: beside the driver, for a URI experiment on the driver's machine.
+        "wandb_dir": f"{socket.gethostname()}:{folder / WANDB_DIR}",
     })
     (folder / SEARCH_FILE).write_text(json.dumps(info, indent=2, default=str))
+    if plan.is_uri:
+        location.push(folder, plan.experiment_path, [SEARCH_FILE])

@@ -9,14 +9,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..experiment.layout import BEST_CONFIG, RESULTS_CSV, STOPPED_FILE, read_json
+from ..experiment.layout import BEST_CONFIG, RESULTS_CSV, STOPPED_FILE, WANDB_DIR, read_json
+from ..experiment.location import is_uri, open_experiment, parent, push
+from ..experiment.location import shown as location_shown
 from ..experiment.report import best_checkpoint_line, error_lines, export_best, summary_line, table, write_csv
 from ..experiment.results import load_experiment
 from ..names import UNFINISHED
 
 
-def finish(folder: Path, wall_s: float, num_samples: int, resume_hint: Path | None = None) -> int:
-    """Summarise the experiment in ``folder``; the exit status of the command that ran it."""
+def finish(where: str | Path, wall_s: float, num_samples: int, resume_hint: str | Path | None = None) -> int:
+    """Summarise the experiment at ``where`` (a folder or a URI); the exit status of the command that ran it."""
+    folder, shown = open_experiment(where)
+    try:
+        return _finish(folder, shown, wall_s, num_samples, resume_hint or shown)
+    finally:
+        if is_uri(shown):  # what the summary wrote goes into the bucket beside the trials
+            push(folder, shown, [RESULTS_CSV, BEST_CONFIG])
+
+
+def _finish(folder: Path, shown: str, wall_s: float, num_samples: int, hint: str | Path) -> int:
     exp = load_experiment(folder)
     write_csv(exp, folder / RESULTS_CSV)
     print()
@@ -24,13 +35,15 @@ def finish(folder: Path, wall_s: float, num_samples: int, resume_hint: Path | No
     for line in error_lines(exp):
         print(line)
     print(f"\n{summary_line(exp)} in {wall_s / 60:.1f} min")
+    if is_uri(shown):
+        print(f"W&B offline runs: {folder / WANDB_DIR} (on this machine, beside the driver)")
     unfinished = len(exp.trials) < num_samples or any(t.status in UNFINISHED for t in exp.trials)
     stopped = read_json(folder / STOPPED_FILE)
     if unfinished and stopped:
-        print(f"search stopped: {stopped.get('reason')}; fix that, then `polsess-tune resume {resume_hint or folder}`")
+        print(f"search stopped: {stopped.get('reason')}; fix that, then `polsess-tune resume {hint}`")
         return 1
     if unfinished:
-        print(f"search interrupted; state saved. Resume it with: polsess-tune resume {resume_hint or folder}")
+        print(f"search interrupted; state saved. Resume it with: polsess-tune resume {hint}")
         return 130
     errored = exp.errored()
     if errored:
@@ -38,17 +51,17 @@ def finish(folder: Path, wall_s: float, num_samples: int, resume_hint: Path | No
         print(f"search failed: {len(errored)} of {len(exp.trials)} trials errored, "
               f"{'all' if count == len(errored) else count} with {kind}: {reason}")
         if any("No space left on device" in t.error for t in errored if t.error):
-            print(f"error: no space left under {folder.parent}; free space there and resume with "
-                  f"`polsess-tune resume {resume_hint or folder}` (errored trials continue from their checkpoints)")
+            print(f"error: no space left under {parent(shown)}; free space there and resume with "
+                  f"`polsess-tune resume {hint}` (errored trials continue from their checkpoints)")
     if exp.best_trial() is None:
         print("no trial finished with a score: no best config exported" if errored else
               "no trial reported a score; see the errors above")
         return 1
     best = export_best(exp, folder / BEST_CONFIG)
     print(best_checkpoint_line(exp))
-    print(f"best config: {best}" + (" (from the trials that did not error)" if errored else ""))
-    print(f"results: polsess-tune results {folder}")
+    print(f"best config: {location_shown(best)}" + (" (from the trials that did not error)" if errored else ""))
+    print(f"results: polsess-tune results {shown}")
     if errored:
-        print(f"rerun the errored trials with: polsess-tune resume {resume_hint or folder} --restart-errored")
+        print(f"rerun the errored trials with: polsess-tune resume {hint} --restart-errored")
         return 1
     return 0

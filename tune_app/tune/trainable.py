@@ -14,6 +14,7 @@ import contextlib
 import gc
 import os
 import pickle
+import posixpath
 import tempfile
 import time
 from pathlib import Path
@@ -164,8 +165,15 @@ def restored_state(checkpoint: tune.Checkpoint | None) -> tuple[dict[str, Any] |
         return None, []
     folder = Path(checkpoint.path)
     if not isinstance(checkpoint.filesystem, pyarrow.fs.LocalFileSystem):
-        with checkpoint.as_directory() as local:
-            return load_checkpoint(Path(local) / CHECKPOINT_FILE), []
+        # A URI experiment: the checkpoint Tune names (resume made it the newest kept one), and the
+        # trial's result.json read from the bucket. The worker uploads a checkpoint before its report
+        # reaches the driver, whose sync of result.json can then lag by an epoch when it is killed.
+        trial_path = posixpath.dirname(checkpoint.path.rstrip("/"))
+        state = _newest_remote_state(checkpoint.filesystem, trial_path)
+        if state is None:
+            with checkpoint.as_directory() as local:
+                state = load_checkpoint(Path(local) / CHECKPOINT_FILE)
+        return state, _unrecorded(state, _remote_results(checkpoint.filesystem, trial_path))
     readable = []
     for kept in layout.checkpoint_dirs(folder.parent):
         try:
@@ -175,8 +183,45 @@ def restored_state(checkpoint: tune.Checkpoint | None) -> tuple[dict[str, Any] |
     state = max(readable, key=lambda st: st[EPOCH], default=None)
     if state is None:
         raise FileNotFoundError(f"{folder.parent}: no readable checkpoint left to resume from")
-    recorded = [int(r[EPOCH]) for r in layout.read_results(folder.parent) if isinstance(r.get(EPOCH), (int, float))]
-    return state, [m for m in state.get("history", []) if m[EPOCH] > max(recorded, default=0)]
+    return state, _unrecorded(state, layout.read_results(folder.parent))
+
+
+def _unrecorded(state: dict[str, Any], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The epochs of the checkpoint's history after the last one in the trial's result.json rows."""
+    recorded = [int(r[EPOCH]) for r in rows if isinstance(r.get(EPOCH), (int, float))]
+    return [m for m in state.get("history", []) if m[EPOCH] > max(recorded, default=0)]
+
+
+def _newest_remote_state(fs: pyarrow.fs.FileSystem, trial_path: str) -> dict[str, Any] | None:
+    """The newest whole checkpoint kept in a trial's folder in a bucket, as the local case reads the
+    trial folder: Tune's snapshot can name an older one than the worker uploaded last."""
+    from polsess.config import ConfigError
+    from polsess.trainer import load_checkpoint
+
+    try:
+        kept = sorted(i.path for i in fs.get_file_info(pyarrow.fs.FileSelector(trial_path))
+                      if i.type == pyarrow.fs.FileType.Directory
+                      and posixpath.basename(i.path).startswith(layout.CHECKPOINT_PREFIX))
+    except OSError:
+        return None
+    for path in reversed(kept):
+        try:
+            with fs.open_input_stream(f"{path}/{CHECKPOINT_FILE}") as stream, \
+                    tempfile.TemporaryDirectory(prefix="polsess-ckpt-") as folder:
+                local = Path(folder) / CHECKPOINT_FILE
+                local.write_bytes(stream.readall())
+                return load_checkpoint(local)
+        except (OSError, ConfigError):  # mid-upload when the driver was killed: an older one
+            continue
+    return None
+
+
+def _remote_results(fs: pyarrow.fs.FileSystem, trial_path: str) -> list[dict[str, Any]]:
+    try:
+        with fs.open_input_stream(f"{trial_path}/{layout.RESULT_FILE}") as stream:
+            return layout.parse_result_lines(stream.readall().decode())
+    except OSError:  # no report recorded yet
+        return []
 
 
 def _log(message: str) -> None:

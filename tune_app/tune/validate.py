@@ -20,8 +20,9 @@ from ray.tune.search import Searcher
 from polsess.config import ConfigError, config_from_flat, flatten, save_config, to_dict
 
 from ..errors import TuneInputError
-from ..experiment import layout, validation
+from ..experiment import layout, location, validation
 from ..experiment.layout import BEST_CONFIG
+from ..experiment.location import open_experiment
 from ..experiment.results import Experiment, load_experiment
 from ..names import VALIDATION_KEY
 from ..space import SchedulerSpec, SearchSpec
@@ -90,17 +91,17 @@ def top_configs(exp: Experiment, k: int) -> list[tuple[str, dict[str, Any]]]:
 
 def prepare_validation(args: argparse.Namespace, overrides: dict[str, Any]) -> tuple[RunPlan, list[dict[str, Any]]]:
     """The plan and the K×S trial configs; every mistake is one error line before Ray starts."""
-    source_path = Path(args.experiment).expanduser().resolve()
+    source_path, source_shown = open_experiment(args.experiment)
     if (source_path / layout.STAGES_FILE).exists():
-        raise TuneInputError(f"{source_path}: a staged search; validate its last stage's folder, e.g. "
-                             f"{source_path}/<last stage>")
+        raise TuneInputError(f"{source_shown}: a staged search; validate its last stage's folder, e.g. "
+                             f"{source_shown}/<last stage>")
     source = load_experiment(source_path)
     if args.top < 1:
         raise TuneInputError(f"--top {args.top}: must be at least 1")
     seeds = parse_seeds(args.seeds)
     picks = top_configs(source, args.top)
     if not picks:
-        raise TuneInputError(f"{source_path}: no trial finished with a score; nothing to validate")
+        raise TuneInputError(f"{source_shown}: no trial finished with a score; nothing to validate")
     configs = []
     for trial_id, flat in picks:
         for seed in seeds:
@@ -109,11 +110,15 @@ def prepare_validation(args: argparse.Namespace, overrides: dict[str, Any]) -> t
             except ConfigError as exc:
                 raise TuneInputError(f"--set: {exc}") from None
             configs.append({**to_dict(cfg), VALIDATION_KEY: {"source_trial": trial_id, "seed": seed,
-                                                             "source": str(source_path)}})
+                                                             "source": source_shown}})
     name = args.name or f"{source_path.name}-validate"
     checks.check_name(name)
-    storage = str(Path(args.storage).expanduser().resolve()) if args.storage else str(source_path.parent)
-    checks.check_storage(storage)
+    storage = args.storage or location.parent(source_shown)
+    if location.is_uri(storage):
+        location.check_writable(storage, f"--storage {storage}")
+    else:
+        storage = str(Path(storage).expanduser().resolve())
+        checks.check_storage(storage)
     search = source.search
     resources = search.get("resources_per_trial") or {}
     cpus = args.cpus_per_trial if args.cpus_per_trial is not None else float(resources.get("cpu", 1))
@@ -129,15 +134,17 @@ def prepare_validation(args: argparse.Namespace, overrides: dict[str, Any]) -> t
                    cpus_per_trial=cpus, gpus_per_trial=gpus, seed=0, wandb_mode=mode,
                    wandb_project=search.get("wandb_project") or "polsess-tune", wandb_note=note,
                    max_failures=args.max_failures, keeps_study=False)
-    plan.notes += checks.check_experiment_folder(Path(plan.experiment_path), False)
-    plan.validation = {"source": str(source_path), "top": [t for t, _ in picks], "seeds": seeds,
+    target = location.pull(plan.experiment_path) if plan.is_uri else Path(plan.experiment_path)
+    plan.notes += checks.check_experiment_folder(target, False)
+    plan.validation = {"source": source_shown, "top": [t for t, _ in picks], "seeds": seeds,
                        "overrides": {k: v for k, v in overrides.items()}}
     return plan, configs
 
 
-def report_validation(folder: Path) -> None:
+def report_validation(where: str | Path) -> None:
     """The ranking by mean over seeds and the verdict; ``best_config.yaml`` becomes the best mean's config
-    (``finish`` wrote the single best run's)."""
+    (``finish`` wrote the single best run's). ``where``: the validation's folder or URI."""
+    folder, shown = open_experiment(where)
     exp = load_experiment(folder)
     ranked = validation.scores_by_config(exp)
     print(f"\nvalidation of {exp.search.get('validation', {}).get('source')}: {exp.metric} by config, over seeds "
@@ -150,4 +157,6 @@ def report_validation(folder: Path) -> None:
                   f"{best.mean:.3f} ± {best.std:.3f} dB over seeds {', '.join(map(str, best.scores))}\n"
                   f"Train it: polsess-tune train --config {BEST_CONFIG}")
         out = save_config(config_from_flat(flatten(best.config)), folder / BEST_CONFIG, header=header)
-        print(f"best config (best mean): {out}")
+        if location.is_uri(shown):
+            location.push(folder, shown, [BEST_CONFIG])
+        print(f"best config (best mean): {location.shown(out)}")
