@@ -8,6 +8,7 @@ the machine.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from helpers import REPO
-from processes import kill_session
+from processes import kill_session, wait_for
 
 from tune_app.experiment.results import load_experiment
 from tune_app.ext.wandb_offline import find_offline_runs, metric_history
@@ -44,9 +45,11 @@ def _end_session(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster(tmp_path_factory, s3_server):
     token = secrets.token_hex(16)
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token, "RAY_USAGE_STATS_ENABLED": "0"}
+    # Each node has the S3 credentials in its own environment: trials upload their checkpoints from there.
+    env = {**os.environ, **s3_server, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token,
+           "RAY_USAGE_STATS_ENABLED": "0"}
     port = _free_port()
     logs = tmp_path_factory.mktemp("cluster")
     common = ["--num-cpus=1", "--num-gpus=0", "--block", "--disable-usage-stats"]
@@ -125,3 +128,52 @@ def test_addresses_that_cannot_work_are_refused_before_ray(demo_corpus, tmp_path
                      "--wandb", "disabled"], dict(os.environ))
         assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
         assert time.monotonic() - start < 30
+
+
+def test_a_search_on_two_nodes_stored_to_s3_resumes_after_sigkill_from_a_fresh_driver(
+        cluster, s3_server, demo_corpus, tmp_path):
+    """The driver is killed mid-search with a trial on each node; a driver started afresh (another
+    working directory and data dir, no experiment folder) resumes it from the bucket."""
+    from test_s3_storage import BUCKET, bucket_files, result_epochs
+
+    address, token = cluster
+    epochs = 4
+    base = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    envs = []
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+        envs.append({**base, **s3_server, "RAY_AUTH_TOKEN": token, "XDG_DATA_HOME": str(tmp_path / name / "data"),
+                     "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO)})
+    uri = f"s3://{BUCKET}/cluster/two-nodes"
+    log = tmp_path / "run.log"
+    proc = subprocess.Popen([sys.executable, "-m", "tune_app.cli", "run", "--address", address, "--data-root",
+                             str(demo_corpus), "--storage", f"s3://{BUCKET}/cluster", "--name", "two-nodes",
+                             "--num-samples", "2", "--max-concurrent", "2", "--cpus-per-trial", "1",
+                             "--grace-period", str(epochs), "--wandb", "offline", *TINY, "--set", f"num_epochs={epochs}"],
+                            cwd=tmp_path / "first", env=envs[0], stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        def both_mid_way() -> bool:
+            seen = result_epochs(bucket_files(s3_server, "cluster/two-nodes"))
+            return len(seen) == 2 and all(seen.values()) and any(len(v) < epochs for v in seen.values())
+
+        wait_for(lambda: both_mid_way() or proc.poll() is not None, 300, "both trials to report into the bucket")
+        assert proc.poll() is None, log.read_text()[-3000:]
+    finally:
+        kill_session(proc.pid)  # the driver only: the cluster's nodes run on
+    before = result_epochs(bucket_files(s3_server, "cluster/two-nodes"))
+    resumed = subprocess.run([sys.executable, "-m", "tune_app.cli", "resume", uri, "--address", address],
+                             cwd=tmp_path / "second", env=envs[1], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-4000:] + resumed.stderr[-3000:]
+    files = bucket_files(s3_server, "cluster/two-nodes")
+    after = result_epochs(files)
+    assert sorted(map(len, after.values())) == [epochs, epochs], after  # the trial count asked, each to its end
+    for trial, seen in after.items():
+        assert seen == list(range(1, epochs + 1)), (trial, seen)  # no epoch twice, none skipped
+        assert seen[: len(before[trial])] == before[trial]
+    nodes = {json.loads(line)["node_id"] for k, v in files.items() if k.endswith("/result.json")
+             for line in v.decode().splitlines() if line.strip() and "node_id" in json.loads(line)}
+    assert len(nodes) == 2, nodes  # a trial ran on the worker node
+    secret = s3_server["AWS_SECRET_ACCESS_KEY"]
+    assert secret not in resumed.stdout + resumed.stderr + log.read_text()
+    assert not any(secret.encode() in v for v in files.values())
