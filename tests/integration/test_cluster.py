@@ -149,7 +149,8 @@ def test_a_search_on_two_nodes_stored_to_s3_resumes_after_sigkill_from_a_fresh_d
     proc = subprocess.Popen([sys.executable, "-m", "tune_app.cli", "run", "--address", address, "--data-root",
                              str(demo_corpus), "--storage", f"s3://{BUCKET}/cluster", "--name", "two-nodes",
                              "--num-samples", "2", "--max-concurrent", "2", "--cpus-per-trial", "1",
-                             "--grace-period", str(epochs), "--wandb", "offline", *TINY, "--set", f"num_epochs={epochs}"],
+                             "--grace-period", str(epochs), "--wandb", "offline", *TINY,
+                             "--set", f"num_epochs={epochs}"],
                             cwd=tmp_path / "first", env=envs[0], stdout=log.open("w"), stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:

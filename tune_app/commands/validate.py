@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import time
 
 from polsess.config import ConfigError, resolve_name
 
 from ..errors import TuneInputError
 from ..tune.folder_lock import holding
-from ..tune.plan import write_search_file
-from ..tune.summary import finish
-from ..tune.validate import report_validation
 from .options import config_overrides
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from ..tune.driver import execute
-    from ..tune.validate import ConfigList, prepare_validation
+    from ..tune.validate import prepare_validation, run_validation
 
     overrides = {}
     for key, value in config_overrides(args).items():
@@ -36,10 +31,4 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for note in plan.notes:
         print(f"note: {note}")
     with holding(plan.local_path, "validate"):
-        write_search_file(plan)
-        start = time.perf_counter()
-        execute(plan, search_alg=ConfigList(configs, plan.spec.metric, plan.spec.mode))
-        code = finish(plan.experiment_path, time.perf_counter() - start, plan.num_samples)
-        if code != 130:
-            report_validation(plan.experiment_path)
-        return code
+        return run_validation(plan, configs)

@@ -96,30 +96,27 @@ def _validate_last_stage(plan: RunPlan, parent: Path, last: Path, address: str |
 
     from polsess.config import resolve_name
 
-    from .driver import execute, restore
-    from .validate import ConfigList, prepare_validation, report_validation
+    from .driver import restore
+    from .validate import prepare_validation, report_validation, run_validation
 
     folder = parent / VALIDATE_STAGE
     spec = plan.spec.validate or {}
     print(f"\n== validate: the top {spec['top_k']} of {last.name} × seeds {', '.join(map(str, spec['seeds']))}",
           flush=True)
-    start = time.perf_counter()
-    if has_experiment_state(folder):
+    if has_experiment_state(folder):  # started before: continued, or only summarised when done
+        start = time.perf_counter()
         saved = read_json(folder / SEARCH_FILE) or {}
         count = int(saved.get("num_samples", 0))
         if not _finished(folder, count):
             restore(str(folder), {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}, plan.wandb_mode, False,
                     address or plan.address, plan.verbose)
         code = finish(folder, time.perf_counter() - start, count, resume_hint=parent)
-    else:
-        args = argparse.Namespace(experiment=last, top=spec["top_k"], seeds=",".join(map(str, spec["seeds"])),
-                                  name=VALIDATE_STAGE, storage=str(parent), cpus_per_trial=plan.cpus_per_trial,
-                                  gpus_per_trial=plan.gpus_per_trial, max_concurrent=plan.max_concurrent,
-                                  wandb=plan.wandb_mode, max_failures=plan.max_failures)
-        vplan, configs = prepare_validation(args, {resolve_name(k): v for k, v in spec["set"].items()})
-        write_search_file(vplan)
-        execute(vplan, search_alg=ConfigList(configs, vplan.spec.metric, vplan.spec.mode))
-        code = finish(folder, time.perf_counter() - start, vplan.num_samples, resume_hint=parent)
-    if code != 130:
-        report_validation(folder)
-    return code
+        if code != 130:
+            report_validation(folder)
+        return code
+    args = argparse.Namespace(experiment=str(last), top=spec["top_k"], seeds=",".join(map(str, spec["seeds"])),
+                              name=VALIDATE_STAGE, storage=str(parent), cpus_per_trial=plan.cpus_per_trial,
+                              gpus_per_trial=plan.gpus_per_trial, max_concurrent=plan.max_concurrent,
+                              wandb=plan.wandb_mode, max_failures=plan.max_failures)
+    vplan, configs = prepare_validation(args, {resolve_name(k): v for k, v in spec["set"].items()})
+    return run_validation(vplan, configs, resume_hint=parent)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import pickle
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from ..experiment.results import Experiment, load_experiment
 from ..names import VALIDATION_KEY
 from ..space import SchedulerSpec, SearchSpec
 from . import checks
-from .plan import RunPlan, choose_wandb_mode
+from .plan import RunPlan, choose_wandb_mode, write_search_file
 
 DEFAULT_SEEDS = (42, 123, 456)  # the users' own shell loop
 
@@ -139,6 +140,21 @@ def prepare_validation(args: argparse.Namespace, overrides: dict[str, Any]) -> t
     plan.validation = {"source": source_shown, "top": [t for t, _ in picks], "seeds": seeds,
                        "overrides": {k: v for k, v in overrides.items()}}
     return plan, configs
+
+
+def run_validation(plan: RunPlan, configs: list[dict[str, Any]], resume_hint: str | Path | None = None) -> int:
+    """Train the K×S configs as the trials of ``plan`` (its search.json first), then summarise and rank
+    them: the one sequence of ``polsess-tune validate`` and of a staged search's ``validate:`` step."""
+    from .driver import execute
+    from .summary import finish
+
+    write_search_file(plan)
+    start = time.perf_counter()
+    execute(plan, search_alg=ConfigList(configs, plan.spec.metric, plan.spec.mode))
+    code = finish(plan.experiment_path, time.perf_counter() - start, plan.num_samples, resume_hint=resume_hint)
+    if code != 130:
+        report_validation(plan.experiment_path)
+    return code
 
 
 def report_validation(where: str | Path) -> None:
