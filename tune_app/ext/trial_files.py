@@ -15,9 +15,10 @@ from ray.tune.experiment import Trial
 from ..experiment import layout
 
 
-def _read(fs: Any, path: str) -> list[dict[str, Any]]:
+def results_at(fs: Any, trial_path: str) -> list[dict[str, Any]]:
+    """The reports in ``trial_path``'s result.json on ``fs`` (a pyarrow filesystem: local or a bucket)."""
     try:
-        with fs.open_input_stream(path) as stream:
+        with fs.open_input_stream(f"{trial_path}/{layout.RESULT_FILE}") as stream:
             return layout.parse_result_lines(stream.readall().decode())
     except Exception:  # no results yet
         return []
@@ -35,13 +36,13 @@ def experiment_results(trial: Trial) -> dict[str, list[dict[str, Any]]]:
     for info in infos:
         trial_id = layout.trial_id_of(info.path.rsplit("/", 1)[-1])
         if info.type == pyarrow.fs.FileType.Directory and trial_id:
-            out[trial_id] = _read(fs, f"{info.path}/{layout.RESULT_FILE}")
+            out[trial_id] = results_at(fs, info.path)
     return out
 
 
 def trial_results(trial: Trial) -> list[dict[str, Any]]:
     """One trial's recorded reports (empty for a trial that has none yet)."""
     try:
-        return _read(trial.storage.storage_filesystem, f"{trial.path}/{layout.RESULT_FILE}")
+        return results_at(trial.storage.storage_filesystem, trial.path)
     except Exception:  # a new trial has no folder yet
         return []

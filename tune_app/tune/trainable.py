@@ -28,6 +28,7 @@ from polsess.config import config_from_flat, flatten
 
 from ..experiment import layout
 from ..experiment.layout import CHECKPOINT_FILE
+from ..ext.trial_files import results_at
 from ..names import DONE_TRAINING, EPOCH, ITERATION, VALIDATION_KEY
 
 
@@ -173,7 +174,7 @@ def restored_state(checkpoint: tune.Checkpoint | None) -> tuple[dict[str, Any] |
         if state is None:
             with checkpoint.as_directory() as local:
                 state = load_checkpoint(Path(local) / CHECKPOINT_FILE)
-        return state, _unrecorded(state, _remote_results(checkpoint.filesystem, trial_path))
+        return state, _unrecorded(state, results_at(checkpoint.filesystem, trial_path))
     readable = []
     for kept in layout.checkpoint_dirs(folder.parent):
         try:
@@ -214,14 +215,6 @@ def _newest_remote_state(fs: pyarrow.fs.FileSystem, trial_path: str) -> dict[str
         except (OSError, ConfigError):  # mid-upload when the driver was killed: an older one
             continue
     return None
-
-
-def _remote_results(fs: pyarrow.fs.FileSystem, trial_path: str) -> list[dict[str, Any]]:
-    try:
-        with fs.open_input_stream(f"{trial_path}/{layout.RESULT_FILE}") as stream:
-            return layout.parse_result_lines(stream.readall().decode())
-    except OSError:  # no report recorded yet
-        return []
 
 
 def _log(message: str) -> None:
