@@ -82,6 +82,9 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--space", type=Path, help="W&B sweep file (default: the built-in search_spaces/demo.yaml)")
     add_config_args(p, with_short_flags=False)
     p.add_argument("--num-samples", type=int, help="trials to run (default: run_cap/count, else 8)")
+    p.add_argument("--budget-epochs", type=int, metavar="N",
+                   help="propose trials until N trial-epochs are trained, then end the search "
+                        "(replaces run_cap unless --num-samples is given too)")
     p.add_argument("--max-concurrent", type=int, help="trials at once (default: what the CPUs/GPUs allow)")
     p.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (default 1); sets torch threads")
     p.add_argument("--gpus-per-trial", type=gpus_arg,

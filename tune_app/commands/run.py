@@ -45,11 +45,12 @@ def print_dry_run(plan: RunPlan, as_json: bool, stages: list[dict] | None = None
         from ..experiment.warm_start import warm_trials
 
         warm = warm_trials(plan.warm_start, plan.spec)
-    samples = (sample_configs(plan.spec, DRY_RUN_SAMPLES, plan.seed, warm, num_samples=plan.num_samples)
+    samples = (sample_configs(plan.spec, DRY_RUN_SAMPLES, plan.seed, warm, num_samples=plan.trials_expected)
                if plan.spec.space else [])
     if as_json:
         info = describe(plan.spec)
         info["num_samples"] = plan.num_samples
+        info["budget_epochs"] = plan.budget_epochs
         if plan.warm_start is not None:
             info["warm_start"] = {"used": plan.warm_start.used, "skipped": plan.warm_start.skipped,
                                   "line": plan.warm_start.summary_line()}
@@ -61,6 +62,9 @@ def print_dry_run(plan: RunPlan, as_json: bool, stages: list[dict] | None = None
         print(json.dumps(info, indent=2, default=str))
         return
     print(format_dry_run(plan.spec, samples, num_samples=plan.num_samples))
+    if plan.budget_epochs is not None:
+        print(f"budget:       {plan.budget_epochs} trial-epochs (about {plan.trials_expected} trials at "
+              f"{plan.spec.scheduler.epochs_per_trial():.1f} epochs each under {plan.spec.scheduler.type})")
     gpu = "auto (one step measured when the search starts)" if plan.gpus_auto else f"{plan.gpus_per_trial:g}"
     print(f"resources per trial: {plan.cpus_per_trial:g} CPU, {gpu} GPU; "
           f"max concurrent: {plan.max_concurrent or 'as resources allow'}; seed {plan.seed}")
@@ -120,7 +124,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(note)
     if plan.warm_start is not None:
         print(plan.warm_start.summary_line())
-    print(f"search {plan.name}: {plan.num_samples} trials of {len(plan.spec.space)} parameters "
+    size = (f"a budget of {plan.budget_epochs} trial-epochs" if plan.budget_epochs is not None
+            else f"{plan.num_samples} trials")
+    print(f"search {plan.name}: {size} over {len(plan.spec.space)} parameters "
           f"({plan.spec.method}, {plan.spec.scheduler.type}), metric "
           + ", ".join(f"{n} ({m})" for n, m in plan.spec.objectives)
           + f"; corpus {plan.base.data.data_root}", flush=True)

@@ -115,9 +115,21 @@ class Experiment:
             groups.setdefault(kind, []).append(text)
         return sorted(((k, len(v), v[0]) for k, v in groups.items()), key=lambda g: -g[1])
 
+    @property
+    def trial_epochs(self) -> int:
+        """Epochs trained over all trials: what a budget of trial-epochs (tune_app.tune.budget) counts."""
+        return sum(len(t.history) for t in self.trials)
+
+    @property
+    def budget_spent(self) -> bool:
+        """The search had a budget of trial-epochs (``search.json``'s budget_epochs) and spent it."""
+        budget = self.search.get("budget_epochs")
+        return isinstance(budget, int) and self.trial_epochs >= budget
+
     def is_finished(self, num_samples: int) -> bool:
-        """All ``num_samples`` trials ended for good (an errored one is retried by a resume)."""
-        return len(self.trials) >= num_samples and all(t.finished for t in self.trials)
+        """All ``num_samples`` trials (or its budget of trial-epochs) ended for good (an errored
+        trial is retried by a resume)."""
+        return (len(self.trials) >= num_samples or self.budget_spent) and all(t.finished for t in self.trials)
 
 
 def has_experiment_state(path: Path) -> bool:

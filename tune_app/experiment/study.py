@@ -90,6 +90,30 @@ def load_study(search: dict[str, Any], folder: str | Path | None = None) -> optu
         return None
 
 
+def end_trials_cut_by_budget(folder: str | Path) -> int:
+    """Tell the study how the trials a spent budget cut short ended; how many there were.
+
+    Why by hand: Tune ends a search through ``Stopper.stop_all`` (tune_app.tune.budget) by setting
+    its running trials TERMINATED without telling the searcher, so the study would keep them RUNNING
+    for optuna-dashboard and importance. A cut trial with epochs scored is PRUNED (stopped early, like
+    ASHA's), one cut in its first epoch FAIL. Only after a budget was spent: after Ctrl-C the RUNNING
+    trials are the ones ``resume`` continues."""
+    from .results import load_experiment
+
+    folder = Path(folder)
+    search = layout.read_json(folder / layout.SEARCH_FILE) or {}
+    if not search.get("budget_epochs") or not load_experiment(folder).budget_spent:
+        return 0
+    study = load_study(search, folder)
+    if study is None:
+        return 0
+    cut = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.RUNNING]
+    for t in cut:
+        study.tell(t.number, state=optuna.trial.TrialState.PRUNED if t.intermediate_values
+                   else optuna.trial.TrialState.FAIL)
+    return len(cut)
+
+
 def study_counts(study: optuna.Study) -> dict[str, int]:
     """Trials of the study by Optuna state name (``COMPLETE``, ``PRUNED``, ``FAIL``, ``RUNNING``…)."""
     out: dict[str, int] = {}

@@ -24,20 +24,26 @@ def results_at(fs: Any, trial_path: str) -> list[dict[str, Any]]:
         return []
 
 
-def experiment_results(trial: Trial) -> dict[str, list[dict[str, Any]]]:
-    """Every trial's reports in ``trial``'s experiment folder, by trial id."""
+def results_under(fs: Any, root: str) -> dict[str, list[dict[str, Any]]]:
+    """Every trial's reports in the experiment folder ``root`` on ``fs``, by trial id."""
     out = {}
     try:
-        fs = trial.storage.storage_filesystem
-        root = trial.storage.experiment_fs_path
         infos = fs.get_file_info(pyarrow.fs.FileSelector(root))
-    except Exception:
+    except Exception:  # not created yet
         return {}
     for info in infos:
         trial_id = layout.trial_id_of(info.path.rsplit("/", 1)[-1])
         if info.type == pyarrow.fs.FileType.Directory and trial_id:
             out[trial_id] = results_at(fs, info.path)
     return out
+
+
+def experiment_results(trial: Trial) -> dict[str, list[dict[str, Any]]]:
+    """Every trial's reports in ``trial``'s experiment folder, by trial id."""
+    try:
+        return results_under(trial.storage.storage_filesystem, trial.storage.experiment_fs_path)
+    except Exception:
+        return {}
 
 
 def trial_results(trial: Trial) -> list[dict[str, Any]]:

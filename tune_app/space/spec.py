@@ -31,6 +31,23 @@ class SchedulerSpec:
             self.notes.append(f"grace period {self.grace_period} > max_t {max_t} epochs; clamped to {max_t}")
             self.grace_period = max_t
 
+    def epochs_per_trial(self) -> float:
+        """The mean epochs a trial trains under this scheduler, to size a budget of trial-epochs in
+        trials (the sampler's start-up phase). ASHA: every trial reaches the first rung (the grace
+        period g) and 1/eta of those reaching a rung go on to the next (g·eta, g·eta², …, max_t);
+        FIFO and the median rule: max_t (the median rule's stops cannot be known in advance)."""
+        max_t = self.max_t or 1
+        if self.type != "asha" or not self.grace_period or not self.reduction_factor:
+            return float(max_t)
+        eta, reach = self.reduction_factor, 1.0
+        rung = mean = float(min(self.grace_period, max_t))
+        while rung < max_t:
+            nxt = min(rung * eta, float(max_t))
+            reach /= eta
+            mean += (nxt - rung) * reach
+            rung = nxt
+        return mean
+
 
 @dataclass
 class SearchSpec:
@@ -58,6 +75,7 @@ class SearchSpec:
     notes: list[str] = field(default_factory=list)
     stages: list[dict[str, Any]] = field(default_factory=list)  # raw `stages:`; see space.stages
     validate: dict[str, Any] | None = None  # `validate:` after the last stage: {top_k, seeds, set}
+    budget_epochs: int | None = None  # tune.budget_epochs: end the search after this many trial-epochs
     sampler: str = "tpe"  # tune.sampler: what method bayes samples with (tpe | gp | random)
     # Every objective, (name, "max"|"min"), the first being (metric, mode); one entry for a plain search.
     objectives: list[tuple[str, str]] = field(default_factory=list)

@@ -212,6 +212,7 @@ def search_from_dict(
         max_concurrent=tune.get("max_concurrent_trials"),
         resources_per_trial=tune.get("resources_per_trial"),
         seed=tune.get("seed"),
+        budget_epochs=tune.get("budget_epochs"),
         points_to_evaluate=points,
         project=meta["project"],
         entity=meta["entity"],
@@ -307,7 +308,7 @@ def _num_samples(ctx: Ctx, raw: dict[str, Any], tune: dict[str, Any], method: st
             ctx.note(f"the grid has {size} points but only {n} trials run; some points are skipped")
         elif n > size:
             ctx.note(f"the grid has {size} points; {n} trials repeat some of them")
-    elif n is None:
+    elif n is None and "budget_epochs" not in tune:
         ctx.note("no run_cap, count or tune.num_samples: the driver's default number of trials applies")
     return n
 

@@ -2,7 +2,8 @@
 
 ``num_samples``, ``max_concurrent_trials``, ``resources_per_trial: {cpu, gpu}``, ``seed``,
 ``points_to_evaluate``, ``tags``, ``grace_period``, ``reduction_factor``, ``scheduler``, ``sampler``
-(``tpe`` | ``gp`` | ``random``: which Optuna sampler ``method: bayes`` uses; see :mod:`.sampling`).
+(``tpe`` | ``gp`` | ``random``: which Optuna sampler ``method: bayes`` uses; see :mod:`.sampling`),
+``budget_epochs`` (trials are proposed until this many trial-epochs are trained; tune_app.tune.budget).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ MAX_SEED = 2**32 - 1
 
 
 _TUNE_KEYS = ("num_samples", "max_concurrent_trials", "resources_per_trial", "seed", "points_to_evaluate",
-              "tags", "grace_period", "reduction_factor", "scheduler", "sampler")
+              "tags", "grace_period", "reduction_factor", "scheduler", "sampler", "budget_epochs")
 SAMPLERS = ("tpe", "gp", "random")
 
 
@@ -33,7 +34,7 @@ def read_tune(ctx: Ctx, block: Any) -> dict[str, Any]:
         key = f"tune.{k}"
         if k not in _TUNE_KEYS:
             ctx.fail(key, f"unknown key; tune: takes {', '.join(_TUNE_KEYS)}")
-        if k in ("num_samples", "max_concurrent_trials", "grace_period"):
+        if k in ("num_samples", "max_concurrent_trials", "grace_period", "budget_epochs"):
             out[k] = ctx.pos_int(key, v)
         elif k == "seed":
             out[k] = ctx.pos_int(key, v, minimum=0)

@@ -53,7 +53,7 @@ def build_searcher(plan: RunPlan):
         metric=names if spec.multi_objective else spec.metric,
         mode=modes if spec.multi_objective else spec.mode,
         # TPE's start-up trials are sized by the real budget (--num-samples may differ from the file's).
-        sampler=make_sampler(spec, plan.seed, key=space_key, num_samples=plan.num_samples),
+        sampler=make_sampler(spec, plan.seed, key=space_key, num_samples=plan.trials_expected),
         points_to_evaluate=points or None,
         storage=storage,
         study_name=plan.study_name,
@@ -141,20 +141,24 @@ def build_tuner(plan: RunPlan, search_alg: Any = None):
             max_report_frequency=30,
             sort_by_metric=True,
         )
-    else:
-        console.append(TrialEvents(plan.num_samples, plan.base.training.num_epochs, spec.metric, spec.mode,
-                                   list(spec.space), spec.scheduler.type))
     from ray.tune.stopper import CombinedStopper, FunctionStopper
 
+    from .budget import BudgetStopper
     from .fail_fast import SameErrorStopper
 
+    budget = BudgetStopper(plan.budget_epochs, plan.experiment_path) if plan.budget_epochs is not None else None
+    if not plan.verbose:
+        console.append(TrialEvents(plan.num_samples, plan.base.training.num_epochs, spec.metric, spec.mode,
+                                   list(spec.space), spec.scheduler.type, budget=plan.budget_epochs))
     fail_fast = SameErrorStopper(str(plan.local_path), plan.num_samples,
                                  uri=plan.experiment_path if plan.is_uri else None)
-    stop: Any = fail_fast
+    # The budget counts every result, so it goes first: CombinedStopper stops asking at the first True.
+    stoppers: list[Any] = [s for s in (budget, fail_fast) if s is not None]
     if spec.target is not None:
         target, sign = spec.target, (1 if spec.mode == "max" else -1)
-        stop = CombinedStopper(fail_fast, FunctionStopper(
+        stoppers.append(FunctionStopper(
             lambda _id, result: sign * result.get(spec.metric, -sign * 1e30) >= sign * target))
+    stop: Any = stoppers[0] if len(stoppers) == 1 else CombinedStopper(*stoppers)
     run_config = RunConfig(
         name=plan.name,
         storage_path=plan.storage,
@@ -273,11 +277,16 @@ def _fit(tuner: Any, storage: str, folder: str) -> Any:
     """``tuner.fit()``, a full disk under the storage turned into one line (the last good state backup
     and every finished trial stay; ``resume`` restores them)."""
     try:
-        return tuner.fit()
+        grid = tuner.fit()
     except Exception as exc:
         if disk_full(exc):
             raise TuneInputError(no_space_message(storage, folder)) from None
         raise
+    if not location.is_uri(folder):  # a URI experiment's study lives in the searcher's memory
+        from ..experiment.study import end_trials_cut_by_budget
+
+        end_trials_cut_by_budget(folder)
+    return grid
 
 
 def _set_wandb_env(mode: str) -> None:

@@ -37,7 +37,7 @@ class RunPlan:
     base: Config  # the base experiment config with fixed values and --set applied
     name: str
     storage: str  # absolute path or URI of the parent folder
-    num_samples: int
+    num_samples: int  # trials at most (with a budget: a cap that the budget reaches first)
     max_concurrent: int | None
     cpus_per_trial: float
     gpus_per_trial: float
@@ -56,6 +56,16 @@ class RunPlan:
     gpus_auto: bool = False  # --gpus-per-trial auto: gpus_per_trial is measured before the search (packing)
     keeps_study: bool = True  # False for a validation: its trials come from a list, not a sampler
     validation: dict[str, Any] | None = None  # what `validate` retrains (tune.validate), for search.json
+    budget_epochs: int | None = None  # --budget-epochs / tune.budget_epochs (tune.budget)
+
+    @property
+    def trials_expected(self) -> int:
+        """How many trials the search will run: ``num_samples``, or what its budget of trial-epochs
+        buys at the scheduler's mean epochs per trial (it sizes the sampler's start-up phase)."""
+        if self.budget_epochs is None:
+            return self.num_samples
+        per_trial = self.spec.scheduler.epochs_per_trial()
+        return max(1, min(self.num_samples, round(self.budget_epochs / per_trial)))
 
     @property
     def optuna_storage(self) -> str | None:
@@ -150,9 +160,7 @@ def prepare_run(args: argparse.Namespace, default_space: Path, default_config: P
     if not spec.space and not args.dry_run:
         raise TuneInputError(f"{space_file}: parameters: nothing left to search; add a distribution or values")
 
-    num_samples = next(n for n in (args.num_samples, spec.num_samples, DEFAULT_NUM_SAMPLES) if n is not None)
-    if num_samples < 1:
-        raise TuneInputError(f"--num-samples {num_samples}: must be at least 1")
+    budget, num_samples = _budget_and_trials(args, spec, notes)
     seed = args.seed if args.seed is not None else (spec.seed if spec.seed is not None else 0)
     checks.check_seed(seed)
     checks.check_max_failures(args.max_failures)
@@ -196,7 +204,7 @@ def prepare_run(args: argparse.Namespace, default_space: Path, default_config: P
 
     # Every sampled config must build: a range that makes an invalid model fails here, not in a trial.
     if spec.space:
-        for sample in sample_configs(spec, 3, seed, num_samples=num_samples):
+        for sample in sample_configs(spec, 3, seed):
             try:
                 config_from_flat({**to_flat(base), **sample}, source=str(space_file))
             except ConfigError as exc:
@@ -215,7 +223,7 @@ def prepare_run(args: argparse.Namespace, default_space: Path, default_config: P
         max_concurrent=max_concurrent, cpus_per_trial=cpus, gpus_per_trial=float(gpus), seed=seed,
         wandb_mode=mode, wandb_project=args.wandb_project or spec.project or "polsess-tune", wandb_note=note,
         max_failures=args.max_failures, address=args.address, resume=args.resume, notes=notes, warm_start=warm,
-        verbose=bool(getattr(args, "verbose", False)), gpus_auto=gpus_auto,
+        verbose=bool(getattr(args, "verbose", False)), gpus_auto=gpus_auto, budget_epochs=budget,
     )
     if plan.is_uri and spec.stages:
         raise TuneInputError(f"--storage {storage}: a staged search stores to a folder (local, or shared by the "
@@ -246,6 +254,31 @@ def prepare_run(args: argparse.Namespace, default_space: Path, default_config: P
     return plan
 
 
+def _budget_and_trials(args: argparse.Namespace, spec: SearchSpec, notes: list[str]) -> tuple[int | None, int]:
+    """(budget of trial-epochs or None, trials at most). A budget given on the command line replaces
+    the sweep file's trial count (run_cap): it is the user's newer word on how long to search, and
+    every trial trains at least one epoch, so ``budget`` trials are a cap the budget reaches first."""
+    cli_budget = getattr(args, "budget_epochs", None)
+    budget = cli_budget if cli_budget is not None else spec.budget_epochs
+    if budget is not None and budget < 1:
+        raise TuneInputError(f"--budget-epochs {budget}: must be at least 1 trial-epoch")
+    if budget is not None and spec.stages:
+        raise TuneInputError(f"{spec.file}: a budget of trial-epochs is for one search; a staged search "
+                             "sizes each stage with its num_samples")
+    if args.num_samples is not None:
+        num_samples = args.num_samples
+    elif budget is not None and spec.method != "grid" and (cli_budget is not None or spec.num_samples is None):
+        if spec.num_samples is not None:
+            notes.append(f"--budget-epochs {budget} replaces the sweep file's {spec.num_samples} trials; "
+                         "pass --num-samples to cap the trials as well")
+        num_samples = budget
+    else:
+        num_samples = next(n for n in (spec.num_samples, DEFAULT_NUM_SAMPLES) if n is not None)
+    if num_samples < 1:
+        raise TuneInputError(f"--num-samples {num_samples}: must be at least 1")
+    return budget, num_samples
+
+
 def _redacted(url: str | None) -> str | None:
     from ..experiment.study import redact
 
@@ -270,6 +303,7 @@ def write_search_file(plan: RunPlan) -> None:
         "space_paths": list(plan.spec.space),
         "name": plan.name,
         "num_samples": plan.num_samples,
+        "budget_epochs": plan.budget_epochs,
         "max_concurrent": plan.max_concurrent,
         "resources_per_trial": {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial},
         "seed": plan.seed,

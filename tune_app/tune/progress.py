@@ -29,6 +29,7 @@ from ..names import (
     RUNNING,
     VALIDATION_KEY,
 )
+from .budget import epochs_trained
 
 STATUS_EVERY_S = 30.0
 # Ray console lines that mislead or repeat what these lines say; dropped unless --verbose.
@@ -68,9 +69,10 @@ class TrialEvents(Callback):
     score so far, the time spent and an upper bound of the time left (from the epochs left)."""
 
     def __init__(self, num_samples: int, max_epochs: int, metric: str, mode: str, searched: list[str],
-                 scheduler: str = "asha", every_s: float = STATUS_EVERY_S) -> None:
+                 scheduler: str = "asha", every_s: float = STATUS_EVERY_S, budget: int | None = None) -> None:
         self.stopper = {"asha": "ASHA", "median": "the median stopping rule"}.get(scheduler, "the scheduler")
         self.num_samples = num_samples
+        self.budget = budget  # trial-epochs (tune.budget), or None: the search ends with its trials
         self.max_epochs = max_epochs
         self.metric, self.mode = metric, mode
         self.searched = searched
@@ -115,6 +117,8 @@ class TrialEvents(Callback):
         epoch = last.get(EPOCH)
         if last.get(DONE_TRAINING, True):
             self._say(f"trial {trial.trial_id} finished after {epoch} epochs")
+        elif self.budget is not None and epochs_trained(trials) >= self.budget:
+            self._say(f"trial {trial.trial_id} stopped at epoch {epoch}: the budget is spent")
         else:
             self._say(f"trial {trial.trial_id} stopped by {self.stopper} at epoch {epoch} (it ranked low there)")
 
@@ -138,11 +142,13 @@ class TrialEvents(Callback):
             counts[t.status] = counts.get(t.status, 0) + 1
         running, pending = counts.get(RUNNING, 0), counts.get(PENDING, 0)
         ended = counts.get(RAY_TERMINATED, 0) + counts.get(ERROR, 0)
-        not_created = max(0, self.num_samples - len(trials))
+        not_created = max(0, self.num_samples - len(trials)) if self.budget is None else 0
         elapsed = now - self._start
         left = sum(max(0, self.max_epochs - int((t.last_result or {}).get(EPOCH, 0) or 0))
                    for t in trials if t.status in (RUNNING, PENDING, PAUSED))
         left += not_created * self.max_epochs
+        if self.budget is not None:  # trials keep coming until the budget is spent
+            left = max(0, self.budget - epochs_trained(trials))
         eta = f", at most {left * elapsed / self._epochs_done / 60:.1f} min left" if self._epochs_done else ""
         best = f"; best {self._best[0]:.2f} ({self._best[1]})" if self._best else ""
         self._say(f"status: {running} running, {pending + not_created} pending, {ended} ended{best}; "
