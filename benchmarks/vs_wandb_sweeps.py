@@ -3,10 +3,11 @@
 The users tune today with ``wandb sweep`` + ``wandb agent``: ``method: bayes``, ``early_terminate:
 hyperband``. Its algorithms are the open-source package ``sweeps`` (benchmarks/wandb_engine.py drives
 them with no W&B server). For each seed, on the same sweep file, corpus, trainer (``polsess.trainer``),
-2 trials at a time with 1 CPU each:
+2 trials at a time with 1 CPU each, and the same budget B of trial-epochs (``--budget``; default four
+full trainings' worth, 4 × the epochs per trial):
 
-1. polsess-tune: ``polsess-tune run --space SPACE --seed S`` as a user runs it (Optuna TPE + ASHA);
-   its trial-epochs spent is the budget B.
+1. polsess-tune: ``polsess-tune run --space SPACE --seed S --budget-epochs B`` as a user runs it
+   (Optuna TPE + ASHA, trials proposed until B trial-epochs are trained).
 2. W&B: 2 agents; each asks ``sweeps.next_run`` for a run, trains it epoch by epoch, reports every
    epoch; after every epoch ``sweeps.stop_runs`` (W&B's hyperband) stops runs; it ends when B
    trial-epochs are spent.
@@ -123,12 +124,14 @@ def wandb_side(sweep: dict[str, Any], base_flat: dict[str, Any], seed: int, budg
 # --------------------------------------------------------------------------- polsess-tune
 
 
-def polsess_side(space: Path, data_root: str, seed: int, work: Path, sets: list[str]) -> list[tuple[int, float]]:
+def polsess_side(space: Path, data_root: str, seed: int, work: Path, sets: list[str],
+                 budget: int) -> list[tuple[int, float]]:
     from tune_app.experiment.results import load_experiment
 
     name = f"pt-{seed}"
     cmd = [sys.executable, "-m", "tune_app.cli", "run", "--space", str(space), "--data-root", data_root,
            "--seed", str(seed), "--storage", str(work), "--name", name, "--wandb", "disabled",
+           "--budget-epochs", str(budget),
            *[x for s in sets for x in ("--set", s)]]
     rc, wall = run_logged(cmd, work / f"{name}.log")
     if rc != 0:
@@ -163,6 +166,7 @@ def main() -> None:
     parser.add_argument("--space", type=Path, default=REPO / "search_spaces/demo.yaml")
     parser.add_argument("--data-root", help="a PolSESS corpus (default: the demo corpus `run` uses)")
     parser.add_argument("--concurrency", type=int, default=2, help="trials at once on both sides (default 2)")
+    parser.add_argument("--budget", type=int, help="trial-epochs each side spends (default 4 x epochs per trial)")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help="config overrides for both sides")
     args = parser.parse_args()
@@ -179,16 +183,16 @@ def main() -> None:
     spec = load_search(args.space, cwd=REPO)
     overrides = {resolve_name(k): parse_value(v) for k, v in (s.split("=", 1) for s in sets)}
     base_flat = to_flat(load_config(spec.base_config, {**spec.fixed, **overrides, "data.data_root": data_root}))
+    budget = args.budget or 4 * int(base_flat["training.num_epochs"])
     print(f"{args.space.name} on {data_root}; seeds {seeds}; {args.concurrency} trials at once, 1 CPU each; "
-          f"{base_flat['training.num_epochs']} epochs per trial; nproc {os.cpu_count()}, "
+          f"{base_flat['training.num_epochs']} epochs per trial; budget {budget} trial-epochs; nproc {os.cpu_count()}, "
           f"load {os.getloadavg()[0]:.1f}; {time.strftime('%Y-%m-%d %H:%M')}\n")
     rows = []
     with tempfile.TemporaryDirectory(prefix="polsess-vs-wandb-") as tmp:
         for seed in seeds:
             start = time.perf_counter()
             print(f"seed {seed}:", flush=True)
-            pt = polsess_side(args.space, data_root, seed, Path(tmp), sets)
-            budget = pt[-1][0]
+            pt = polsess_side(args.space, data_root, seed, Path(tmp), sets, budget)
             wb = wandb_side(sweep, base_flat, seed, budget, args.concurrency)
             reach = epochs_to_reach(pt, best_by(wb, budget))
             row = {"seed": seed, "budget": budget, "pt": best_by(pt, budget), "wb": best_by(wb, budget),

@@ -30,8 +30,8 @@ def staged(demo_corpus, tmp_path_factory):
         "  grad_clip_norm: {distribution: uniform, min: 1.0, max: 10.0}\n"
         "  model.X: {values: [1, 2]}\n"
         "stages:\n"
-        "  - {name: wide, num_samples: 4, epochs: 2, train_max_samples: 8}\n"
-        "  - {name: narrow, num_samples: 2, epochs: 2, train_max_samples: null, narrow: {top_k: 2}}\n"
+        "  - {name: wide, num_samples: 5, epochs: 2, train_max_samples: 8}\n"
+        "  - {name: narrow, num_samples: 3, epochs: 2, train_max_samples: null, narrow: {top_k: 3}}\n"
     )
     proc = subprocess.run(
         [sys.executable, "-m", "tune_app.cli", "run", "--space", str(space), "--data-root", str(demo_corpus),
@@ -50,7 +50,7 @@ def _space(folder: Path) -> dict:
 def test_each_stage_is_an_experiment_with_its_own_fidelity(staged):
     parent, proc = staged
     wide, narrow = load_experiment(parent / "wide"), load_experiment(parent / "narrow")
-    assert len(wide.trials) == 4 and len(narrow.trials) == 2
+    assert len(wide.trials) == 5 and len(narrow.trials) == 3
     assert {t.config["data"]["train_max_samples"] for t in wide.trials} == {8}
     assert {t.config["data"]["train_max_samples"] for t in narrow.trials} == {None}
     assert max(t.epochs for t in wide.trials) <= 2 and max(t.epochs for t in narrow.trials) <= 2
@@ -78,9 +78,26 @@ def test_stage_two_ranges_sit_inside_stage_one_and_hold_its_best(staged):
 def test_stage_two_starts_from_stage_one_top_configs(staged):
     parent, _ = staged
     wide, narrow = load_experiment(parent / "wide"), load_experiment(parent / "narrow")
-    top = [flatten(t.config)["training.lr"] for t in wide.ranked()[:2]]
-    first = sorted(narrow.trials, key=lambda t: t.history[0]["timestamp"] if t.history else 0)[:2]
+    top = [flatten(t.config)["training.lr"] for t in wide.ranked()[:3]]
+    first = sorted(narrow.trials, key=lambda t: t.history[0]["timestamp"] if t.history else 0)[:3]
     assert sorted(flatten(t.config)["training.lr"] for t in first) == pytest.approx(sorted(top))
+
+
+def test_the_run_says_how_well_stage_one_ranked_the_configs_stage_two_retrained(staged):
+    """Kendall's tau of the top 3's wide and narrow scores, matched here by their lr, is the one printed."""
+    from scipy.stats import kendalltau
+
+    parent, proc = staged
+    wide, narrow = load_experiment(parent / "wide"), load_experiment(parent / "narrow")
+    by_lr = {round(flatten(t.config)["training.lr"], 12): t.best("val_sisdr", "max") for t in narrow.trials}
+    pairs = [(t.best("val_sisdr", "max"), by_lr[round(flatten(t.config)["training.lr"], 12)])
+             for t in wide.ranked()[:3]]
+    tau = kendalltau([a for a, _ in pairs], [b for _, b in pairs]).statistic
+    line = f"rank transfer wide → narrow: Kendall's tau {tau:+.2f} over its top 3 configs"
+    assert line in proc.stdout
+    text = subprocess.run([sys.executable, "-m", "tune_app.cli", "results", str(parent)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120).stdout
+    assert line in text
 
 
 def test_results_show_the_stages_side_by_side(staged):

@@ -37,11 +37,11 @@ def test_mean_epochs_per_trial_follows_the_rungs(sched, mean):
 
 
 def test_a_budget_on_the_command_line_replaces_run_cap_and_sizes_the_start_up_phase(tmp_path):
-    plan = _plan(tmp_path, "--budget-epochs", "40")  # demo: run_cap 8, ASHA grace 1, eta 2, 8 epochs
-    assert (plan.budget_epochs, plan.num_samples) == (40, 40)  # a trial trains >= 1 epoch: 40 never binds first
-    assert plan.trials_expected == 16  # 40 / 2.5 epochs per trial
+    plan = _plan(tmp_path, "--budget-epochs", "80")  # demo: run_cap 8, ASHA grace 2, eta 2, 8 epochs
+    assert (plan.budget_epochs, plan.num_samples) == (80, 80)  # a trial trains >= 1 epoch: 80 never binds first
+    assert plan.trials_expected == 20  # 80 / 4 epochs per trial (rungs 2, 4, 8: 2 + 2/2 + 4/4)
     assert any("replaces the sweep file's 8 trials" in n for n in plan.notes)
-    assert build_searcher(plan)._sampler._n_startup_trials == 4  # a quarter of the trials expected
+    assert build_searcher(plan)._sampler._n_startup_trials == 5  # a quarter of the trials expected
 
 
 def test_num_samples_caps_a_budget_and_a_file_budget_keeps_its_run_cap(tmp_path):

@@ -45,7 +45,7 @@ def test_stage1_maps_to_asha_over_its_base_config(capsys):
     assert code == 0
     info = json.loads(out)
     assert info["method"] == "bayes" and (info["metric"], info["mode"]) == ("best_val_sisdr", "max")
-    assert info["scheduler"]["type"] == "asha" and info["scheduler"]["grace_period"] == 15
+    assert info["scheduler"]["type"] == "asha" and info["scheduler"]["grace_period"] == 16  # min_iter 15 + 1
     assert info["scheduler"]["max_t"] == 50
     assert info["space"]["training.lr"] == {"kind": "float", "low": 1e-4, "high": 1e-2, "log": True,
                                             **{k: v for k, v in info["space"]["training.lr"].items()

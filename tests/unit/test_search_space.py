@@ -437,12 +437,13 @@ def test_metric_without_goal_minimizes_like_wandb_and_says_so(root):
 @pytest.mark.parametrize(
     ("early_terminate", "grace", "rf"),
     [
-        ("{type: hyperband, min_iter: 2}", 2, 3.0),  # eta defaults to 3
-        ("{type: hyperband, min_iter: 1, eta: 2}", 1, 2.0),
-        ("{type: hyperband, min_iter: 2, s: 2}", 2, 3.0),  # s only matters with max_iter
-        ("{type: hyperband, max_iter: 27, s: 2, eta: 3}", 3, 3.0),  # 27 / 3^2
-        ("{type: hyperband, max_iter: 50, s: 2}", 6, 3.0),  # round(50 / 9)
-        ("{type: hyperband, max_iter: 4, s: 3, eta: 2}", 1, 2.0),  # max(1, round(0.5))
+        # W&B judges a run first after band + 1 epochs (tests/unit/test_wandb_engine.py shows it on `sweeps`)
+        ("{type: hyperband, min_iter: 2}", 3, 3.0),  # eta defaults to 3
+        ("{type: hyperband, min_iter: 1, eta: 2}", 2, 2.0),
+        ("{type: hyperband, min_iter: 2, s: 2}", 3, 3.0),  # s only matters with max_iter
+        ("{type: hyperband, max_iter: 27, s: 2, eta: 3}", 4, 3.0),  # bands 9, 3
+        ("{type: hyperband, max_iter: 50, s: 2}", 6, 3.0),  # bands 16, 5 (floored)
+        ("{type: hyperband, max_iter: 4, s: 3, eta: 2}", 2, 2.0),  # bands 2, 1 (0.5 < 1 is dropped)
     ],
 )
 def test_hyperband_becomes_asha(root, early_terminate, grace, rf):
@@ -586,7 +587,7 @@ def test_describe_is_json_and_the_dry_run_text_lists_everything(root):
     assert info["scheduler"]["type"] == "asha" and info["base_config"] == str(root / "base.yaml")
     text = format_dry_run(spec, sample_configs(spec, 2, 0))
     for part in ("training.lr", "float log [0.0001, 0.01]", "model.convtasnet.N", "step 32", "training.seed = 3",
-                 "asha: grace_period 1", "val_sisdr (max)", "sample configs (2)"):
+                 "asha: grace_period 2", "val_sisdr (max)", "sample configs (2)"):
         assert part in text
 
 
@@ -616,7 +617,7 @@ def test_research_stage1_maps_as_expected(tmp_path):
     assert set(spec.space) == {"training.lr", "training.weight_decay", "training.grad_clip_norm",
                                "training.lr_factor", "training.lr_patience"}
     assert (spec.metric, spec.method, spec.scheduler.type, spec.scheduler.grace_period, spec.scheduler.max_t) == (
-        "best_val_sisdr", "bayes", "asha", 15, 50)
+        "best_val_sisdr", "bayes", "asha", 16, 50)  # min_iter 15: W&B judges runs after epoch 16
 
 
 @needs_shared
@@ -630,7 +631,7 @@ def test_research_baseline_is_a_three_seed_grid(tmp_path):
 def test_shipped_demo_space(root):
     spec = load_search(REPO / "search_spaces/demo.yaml", base_config_override=root / "base.yaml")
     assert (spec.method, spec.metric, spec.mode, spec.num_samples) == ("bayes", "val_sisdr", "max", 8)
-    assert spec.scheduler.type == "asha" and spec.scheduler.grace_period == 1
+    assert spec.scheduler.type == "asha" and spec.scheduler.grace_period == 2  # min_iter 1: after epoch 2
     assert spec.space["training.lr"].log and spec.space["training.weight_decay"].log
     assert (spec.max_concurrent, spec.resources_per_trial, spec.seed) == (2, {"cpu": 1.0, "gpu": 0.0}, 0)
 

@@ -50,3 +50,26 @@ def test_stop_decisions_are_sweeps_stop_runs():
     engine.finish("good")
     direct = [r.name for r in sweeps.stop_runs(engine.config, list(engine.runs.values()))]
     assert engine.to_stop() == direct == ["bad"]  # hyperband at 2 epochs, eta 2: the worst running run
+
+
+@pytest.mark.parametrize("min_iter", [1, 2, 3])
+def test_asha_judges_a_trial_at_the_epoch_w_and_bs_hyperband_first_judges_a_run(min_iter, tmp_path):
+    """``early_terminate: {min_iter: m}`` becomes grace period m + 1: `sweeps` stops no run with m epochs
+    and stops the worst once the runs have m + 1 (it reads history[m], 0-based)."""
+    sweep = yaml.safe_load(DEMO.read_text())
+    sweep["early_terminate"]["min_iter"] = min_iter
+    sweep["parameters"]["config"]["value"] = str(REPO / "configs/demo.yaml")
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(sweep))
+    grace = load_search(tmp_path / "s.yaml").scheduler.grace_period
+    engine = Engine(sweep, seed=0)
+    scores = {f"r{i}": float(i) for i in range(6)}
+    for name in scores:
+        engine.propose(name)
+    first_judged = None
+    for epoch in range(1, min_iter + 3):
+        for name, score in scores.items():
+            engine.report(name, {"val_sisdr": score + 0.1 * epoch, "epoch": epoch})
+        if engine.to_stop():
+            first_judged = epoch
+            break
+    assert first_judged == grace == min_iter + 1

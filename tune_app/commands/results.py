@@ -13,6 +13,7 @@ from ..experiment import layout, location, pareto
 from ..experiment.report import best_checkpoint_line, export_best, front_table, summary_line, table, to_json
 from ..experiment.results import Experiment, TrialRecord, load_experiment
 from ..experiment.study import study_line
+from ..experiment.transfer import stage_transfer_line
 from ..names import COST_METRICS, METRICS
 
 
@@ -116,11 +117,13 @@ def staged_results(parent: Path, args: argparse.Namespace) -> int:
         print(json.dumps({"experiment": str(parent), "stages": [{"name": n, **to_json(e)} for n, e in stages],
                           "best": to_json(final)["best"]}, indent=2, default=str))
         return 0
-    for name, exp in stages:
+    for i, (name, exp) in enumerate(stages):
         best = exp.best_trial()
         score = f"best {exp.metric} {best.best(exp.metric, exp.mode):.2f} dB" if best else "no score yet"
         print(f"== {name}: {summary_line(exp)}; {score}")
         print(table(exp, top=args.top))
+        if i and (line := stage_transfer_line(stages[i - 1], (name, exp))):
+            print(line)
         print()
     if len(stages) < len(names):
         print(f"stages not started: {', '.join(names[len(stages):])}")

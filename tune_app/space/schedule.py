@@ -70,8 +70,14 @@ def _hyperband(ctx: Ctx, block: dict[str, Any], sched: SchedulerSpec) -> None:
         ctx.fail("early_terminate.eta", f"expected a number > 1, got {eta!r}")
     sched.type = "asha"
     sched.reduction_factor = float(eta)
+    # W&B's hyperband (sweeps.hyperband_stopping) judges a run at 0-based history index `band`, so a
+    # run is first compared once it has band + 1 epochs: min_iter 1 means "after the 2nd epoch".
+    # ASHA's grace period counts epochs, hence the + 1 (benchmarks/vs_wandb_sweeps.py found it).
     if "min_iter" in block:
-        sched.grace_period = ctx.pos_int("early_terminate.min_iter", block["min_iter"])
+        min_iter = ctx.pos_int("early_terminate.min_iter", block["min_iter"])
+        sched.grace_period = min_iter + 1
+        sched.notes.append(f"grace period {sched.grace_period}: W&B's hyperband first judges a run after "
+                           f"min_iter + 1 = {min_iter + 1} epochs")
         for k in ("max_iter", "s"):
             if k in block:
                 sched.notes.append(f"early_terminate.{k} ignored: min_iter sets the grace period")
@@ -81,9 +87,17 @@ def _hyperband(ctx: Ctx, block: dict[str, Any], sched: SchedulerSpec) -> None:
             ctx.fail("early_terminate.s", "max_iter needs s (the number of brackets below it); add s: 2, "
                                           "or give min_iter instead")
         s = ctx.pos_int("early_terminate.s", block["s"], minimum=0)
-        sched.grace_period = max(1, round(max_iter / eta**s))
-        sched.notes.append(f"grace period {sched.grace_period} = max_iter {max_iter} / eta^s "
-                           f"({fmt(float(eta))}^{s}), rounded")
+        band = float(max_iter)  # W&B's bands: max_iter / eta, / eta², … (s of them, floored, >= 1)
+        bands = [max_iter]
+        for _ in range(s):
+            band /= eta
+            if band < 1:
+                break
+            bands.append(int(band))
+        sched.grace_period = min(bands) + 1
+        sched.notes.append(f"grace period {sched.grace_period}: W&B's smallest band, max_iter {max_iter} / "
+                           f"eta^{len(bands) - 1} ({fmt(float(eta))}) floored, + 1 (it judges a run after band + 1 "
+                           "epochs)")
     else:
         ctx.fail("early_terminate", "hyperband needs min_iter (or max_iter and s); add min_iter: 1")
     if "strict" in block:

@@ -18,6 +18,7 @@ from polsess.config import config_from_flat, to_flat
 from ..experiment.layout import BEST_CONFIG, SEARCH_FILE, STAGES_FILE, read_json
 from ..experiment.report import export_best, summary_line
 from ..experiment.results import Experiment, has_experiment_state, load_experiment
+from ..experiment.transfer import stage_transfer_line
 from ..space.stages import Stage, stage_spec, top_configs
 from .plan import RunPlan, write_search_file
 from .summary import finish
@@ -68,6 +69,8 @@ def run_staged(plan: RunPlan, stages: list[Stage], args: dict[str, Any], address
         if code == 130 or exp.best_trial() is None:
             return code  # interrupted, or nothing to narrow around: the next stage cannot start
         failed = failed or code != 0  # some trials errored; the stage still has a best to go on from
+        if previous is not None and (line := stage_transfer_line((previous[1].name, previous[0]), (stage.name, exp))):
+            print(line)
         previous = (exp, stage_plan)
     assert previous is not None
     if plan.spec.validate:
