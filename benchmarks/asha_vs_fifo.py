@@ -9,7 +9,7 @@ W&B disabled:
 * ASHA: the sweep file as is, once per ``--combos`` entry GxR = ``--grace-period G
   --reduction-factor R``.
 
-Figures, read from the experiment folders (``tune_app.results.load_experiment``):
+Figures, read from the experiment folders (``tune_app.experiment.results.load_experiment``):
 
 * trial-epochs: Σ over trials of the epochs each one trained (its last reported ``epoch``);
   ASHA ÷ FIFO, target ≤ 0.40;
@@ -56,9 +56,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from _run import bench_corpus, run_logged  # noqa: E402  (benchmarks/ is sys.path[0] when run as a script)
-from tune_app.results import load_experiment  # noqa: E402
 
 from polsess.config import flatten  # noqa: E402
+from tune_app.experiment.results import load_experiment  # noqa: E402
 
 SPACE = REPO / "search_spaces" / "demo.yaml"
 BASE_CONFIG = REPO / "configs" / "demo.yaml"

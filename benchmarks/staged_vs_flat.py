@@ -66,9 +66,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from _run import bench_corpus, run_logged  # noqa: E402  (benchmarks/ is sys.path[0] when run as a script)
-from tune_app.results import Experiment, load_experiment  # noqa: E402
 
 from polsess.config import flatten  # noqa: E402
+from tune_app.experiment.results import Experiment, load_experiment  # noqa: E402
 
 _ENTRY = Path(sys.executable).parent / "polsess-tune"
 CLI = [str(_ENTRY)] if _ENTRY.exists() else [sys.executable, "-m", "tune_app.cli"]
@@ -125,8 +125,10 @@ def base_sweep() -> dict:
     }
 
 
-def write_sweeps(folder: Path, budget: Budget, wide_rows: int) -> tuple[Path, Path]:
-    """The flat and the staged sweep files (no early_terminate: FIFO, every trial runs all epochs)."""
+def write_sweeps(folder: Path, budget: Budget, wide_rows: int) -> tuple[Path, Path, Path]:
+    """The flat and the staged sweep files (no early_terminate: FIFO, every trial runs all epochs), and
+    the third arm: a flat search with ASHA (the demo's hyperband, min_iter 1, eta 2) and a budget of
+    the flat search's trial-epochs (``tune.budget_epochs``), trials as long as the final stage's."""
     flat = base_sweep()
     flat["run_cap"] = budget.flat[0]
     flat["parameters"]["num_epochs"] = {"value": budget.flat[1]}
@@ -138,8 +140,13 @@ def write_sweeps(folder: Path, budget: Budget, wide_rows: int) -> tuple[Path, Pa
          "narrow": {"top_k": budget.top_k}},
     ]
     staged["name"] = "bench-staged"
-    paths = folder / "flat.yaml", folder / "staged.yaml"
-    for path, raw in zip(paths, (flat, staged), strict=True):
+    asha = base_sweep()
+    asha["early_terminate"] = {"type": "hyperband", "min_iter": 1, "eta": 2}
+    asha["parameters"]["num_epochs"] = {"value": budget.narrow[1]}
+    asha["tune"]["budget_epochs"] = budget.flat[0] * budget.flat[1]
+    asha["name"] = "bench-asha-budget"
+    paths = folder / "flat.yaml", folder / "staged.yaml", folder / "asha.yaml"
+    for path, raw in zip(paths, (flat, staged, asha), strict=True):
         path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return paths
 
@@ -191,8 +198,8 @@ def run_search(label: str, space: Path, seed: int, root: Path, storage: Path, fu
         print(log.read_text()[-4000:])
         sys.exit(f"{name}: polsess-tune run exited {rc}; log above ({log})")
     folder = storage / name
-    if label == "flat":
-        exps = [("flat", load_experiment(folder))]
+    if label != "staged":
+        exps = [(label, load_experiment(folder))]
     else:
         names = json.loads((folder / "stages.json").read_text())["stages"]
         exps = [(stage, load_experiment(folder / stage)) for stage in names]
@@ -215,7 +222,7 @@ def run_search(label: str, space: Path, seed: int, root: Path, storage: Path, fu
     print(f"    {result.trials} trials {result.statuses}, {result.trial_epochs:.2f} trial-epochs, best val SI-SDR "
           f"(full train) {result.best:.3f} dB, {wall:.0f} s" + (f"\n    {detail}" if detail else ""), flush=True)
     bad = {k: v for k, v in result.statuses.items() if k != "COMPLETED"}
-    if bad:
+    if bad and label != "asha":  # ASHA stops trials by design
         print(f"    warning: not every trial completed ({bad}); its budget is short", flush=True)
     return result
 
@@ -258,7 +265,7 @@ def main() -> None:
     storage = work / "runs"
     storage.mkdir(exist_ok=True)
     total_start = time.perf_counter()
-    results: list[tuple[SearchResult, SearchResult]] = []
+    results: list[tuple[SearchResult, SearchResult, SearchResult]] = []
     try:
         root = (args.data_root or bench_corpus(work, "staged", train_rows, val_rows, seconds)).resolve()
         full_rows = count_train_rows(root)
@@ -276,38 +283,44 @@ def main() -> None:
             print(f"warning: planned trial-epochs staged/flat = {ratio:.2f}, outside {RATIO_TARGET} ± {RATIO_TOL}; "
                   "the two searches do not get the same budget", flush=True)
         print()
-        flat_space, staged_space = write_sweeps(work, budget, wide_rows)
+        flat_space, staged_space, asha_space = write_sweeps(work, budget, wide_rows)
         for seed in seeds:
             flat = run_search("flat", flat_space, seed, root, storage, full_rows)
             staged = run_search("staged", staged_space, seed, root, storage, full_rows)
-            results.append((flat, staged))
+            asha = run_search("asha", asha_space, seed, root, storage, full_rows)
+            for line in (storage / f"staged-seed{seed}.log").read_text().splitlines():
+                if line.startswith("rank transfer"):
+                    print(f"    {line}")
+            results.append((flat, staged, asha))
         if args.keep:
             (work / "staged_vs_flat.json").write_text(json.dumps(
                 {"budget": asdict(budget), "full_rows": full_rows, "wide_rows": wide_rows,
-                 "results": [[asdict(f), asdict(s)] for f, s in results]}, indent=2, default=str))
+                 "results": [[asdict(r) for r in row] for row in results]}, indent=2, default=str))
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
     total = time.perf_counter() - total_start
 
-    head = f"{'seed':>6}{'flat best dB':>14}{'staged best dB':>16}{'staged−flat':>13}" \
-           f"{'flat t-ep':>11}{'staged t-ep':>13}{'flat wall s':>13}{'staged wall s':>15}"
+    head = f"{'seed':>6}{'flat best dB':>14}{'staged best dB':>16}{'staged−flat':>13}{'ASHA+budget':>13}" \
+           f"{'ASHA−flat':>11}{'flat t-ep':>11}{'staged t-ep':>13}{'ASHA t-ep':>11}"
     print(f"\n{head}")
-    for f, s in results:
-        print(f"{f.seed:>6}{f.best:14.3f}{s.best:16.3f}{fmt_signed(s.best - f.best):>13}"
-              f"{f.trial_epochs:11.2f}{s.trial_epochs:13.2f}{f.wall_s:13.0f}{s.wall_s:15.0f}")
+    for f, s, a in results:
+        print(f"{f.seed:>6}{f.best:14.3f}{s.best:16.3f}{fmt_signed(s.best - f.best):>13}{a.best:13.3f}"
+              f"{fmt_signed(a.best - f.best):>11}{f.trial_epochs:11.2f}{s.trial_epochs:13.2f}{a.trial_epochs:11.2f}")
 
     def med(values: list[float]) -> float:
         return statistics.median(values)
 
-    diffs = [s.best - f.best for f, s in results]
-    ratios = [s.trial_epochs / f.trial_epochs for f, s in results]
-    walls = [s.wall_s / f.wall_s for f, s in results]
-    print(f"{'median':>6}{med([f.best for f, _ in results]):14.3f}{med([s.best for _, s in results]):16.3f}"
-          f"{fmt_signed(med(diffs)):>13}{med([f.trial_epochs for f, _ in results]):11.2f}"
-          f"{med([s.trial_epochs for _, s in results]):13.2f}{med([f.wall_s for f, _ in results]):13.0f}"
-          f"{med([s.wall_s for _, s in results]):15.0f}")
-    print(f"(t-ep: trial-epochs, epochs × train-row share; whole benchmark {total / 60:.1f} min)")
+    diffs = [s.best - f.best for f, s, _ in results]
+    asha_diffs = [a.best - f.best for f, _, a in results]
+    ratios = [s.trial_epochs / f.trial_epochs for f, s, _ in results]
+    walls = [s.wall_s / f.wall_s for f, s, _ in results]
+    print(f"{'median':>6}{med([f.best for f, _, _ in results]):14.3f}{med([s.best for _, s, _ in results]):16.3f}"
+          f"{fmt_signed(med(diffs)):>13}{med([a.best for _, _, a in results]):13.3f}{fmt_signed(med(asha_diffs)):>11}"
+          f"{med([f.trial_epochs for f, _, _ in results]):11.2f}{med([s.trial_epochs for _, s, _ in results]):13.2f}"
+          f"{med([a.trial_epochs for _, _, a in results]):11.2f}")
+    print(f"(t-ep: trial-epochs, epochs × train-row share; whole benchmark {total / 60:.1f} min; ASHA+budget: "
+          f"flat, ASHA min_iter 1 eta 2, {budget.narrow[1]}-epoch trials until the flat budget is spent)")
 
     n = len(results)
     of = f"median of {n} seed{'s' if n > 1 else ''}"
@@ -315,6 +328,8 @@ def main() -> None:
     print()
     print(f"staged − flat best val SI-SDR ({of}): {fmt_signed(med(diffs))} dB (target > 0)")
     print(f"seeds where staged beats flat: {wins}/{n} (target >= {n // 2 + 1})")
+    print(f"ASHA with a budget − flat best val SI-SDR ({of}): {fmt_signed(med(asha_diffs))} dB "
+          "(target none: reference)")
     print(f"trial-epochs staged/flat ({of}): {med(ratios):.2f} (target {RATIO_TARGET} ± {RATIO_TOL})")
     print(f"wall time staged/flat ({of}): {med(walls):.2f} (target none: reference)")
 

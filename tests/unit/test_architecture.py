@@ -210,3 +210,16 @@ def test_statuses_and_metric_names_are_spelled_only_in_names():
         found += [f"{path.relative_to(REPO)}:{n.lineno}: {n.value!r}" for n in ast.walk(tree)
                   if isinstance(n, ast.Constant) and n.value in SPELLED_ONCE and id(n) not in docstrings]
     assert not found, "use tune_app.names:\n" + "\n".join(found)
+
+
+def test_every_project_import_in_benchmarks_resolves():
+    """Benchmarks run by hand, not in the suite: a module they import that moved would go unnoticed."""
+    import importlib.util
+
+    missing = []
+    for path in sorted((REPO / "benchmarks").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            ours = isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in ("tune_app", "polsess")
+            if ours and importlib.util.find_spec(node.module) is None:
+                missing.append(f"{path.name}: {node.module}")
+    assert not missing, missing
