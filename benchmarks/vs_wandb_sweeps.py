@@ -16,6 +16,7 @@ Printed per seed and as medians: best-so-far val SI-SDR against trial-epochs for
 of B), the trial-epochs polsess-tune needed to reach W&B's final best (ratio to B), and both bests at B.
 
     python benchmarks/vs_wandb_sweeps.py --quick        # 3 seeds, 4-epoch trials (~12 min on 2 cores)
+    python benchmarks/vs_wandb_sweeps.py --quick --sampler gp   # another sampler; W&B's side from the cache
     python benchmarks/vs_wandb_sweeps.py                # 5 seeds, the demo sweep as it ships
     python benchmarks/vs_wandb_sweeps.py --space search_spaces/convtasnet_training.yaml --data-root /data/PolSESS
 """
@@ -23,6 +24,8 @@ of B), the trial-epochs polsess-tune needed to reach W&B's final best (ratio to 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import math
 import multiprocessing as mp
 import os
@@ -41,6 +44,7 @@ import yaml  # noqa: E402
 from _run import run_logged  # noqa: E402
 from wandb_engine import Engine, load_sweeps  # noqa: E402
 
+CACHE = REPO / "benchmarks" / ".cache"  # W&B's side per seed and budget, to compare samplers without retraining it
 RATIO_TARGET = 1 / 3 + 0.005  # "≤ 1/3 of the trial-epochs", printed as 0.34
 DELTA_TARGET = 0.0
 METRIC = "val_sisdr"
@@ -143,6 +147,17 @@ def polsess_side(space: Path, data_root: str, seed: int, work: Path, sets: list[
     return [(i + 1, float(v)) for i, (_, _, v) in enumerate(rows)]
 
 
+def with_sampler(space: Path, base_config: Path | None, sampler: str, folder: Path) -> Path:
+    """A copy of the sweep file whose ``tune.sampler`` is ``sampler`` (its base config made absolute)."""
+    raw = yaml.safe_load(space.read_text())
+    raw.setdefault("tune", {})["sampler"] = sampler
+    if base_config is not None:
+        raw["parameters"]["config"] = {"value": str(base_config)}
+    out = folder / f"{space.stem}-{sampler}.yaml"
+    out.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return out
+
+
 # --------------------------------------------------------------------------- figures
 
 
@@ -169,6 +184,10 @@ def main() -> None:
     parser.add_argument("--budget", type=int, help="trial-epochs each side spends (default 4 x epochs per trial)")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help="config overrides for both sides")
+    parser.add_argument("--sampler", choices=["tpe", "gp", "random"],
+                        help="polsess-tune's sampler (tune.sampler; default: the sweep file's, else tpe)")
+    parser.add_argument("--no-cache", action="store_true",
+                        help=f"train W&B's side again even when {CACHE.relative_to(REPO)} holds its epochs")
     args = parser.parse_args()
     seeds = [int(s) for s in (args.seeds or ("0,1,2" if args.quick else "0,1,2,3,4")).split(",")]
     sets = list(args.sets) + (["training.num_epochs=4"] if args.quick else [])
@@ -189,11 +208,23 @@ def main() -> None:
           f"load {os.getloadavg()[0]:.1f}; {time.strftime('%Y-%m-%d %H:%M')}\n")
     rows = []
     with tempfile.TemporaryDirectory(prefix="polsess-vs-wandb-") as tmp:
+        space = args.space
+        if args.sampler:
+            space = with_sampler(args.space, spec.base_config, args.sampler, Path(tmp))
+            print(f"polsess-tune samples with {args.sampler}\n")
         for seed in seeds:
             start = time.perf_counter()
             print(f"seed {seed}:", flush=True)
-            pt = polsess_side(args.space, data_root, seed, Path(tmp), sets, budget)
-            wb = wandb_side(sweep, base_flat, seed, budget, args.concurrency)
+            pt = polsess_side(space, data_root, seed, Path(tmp), sets, budget)
+            key = json.dumps([sweep, base_flat, seed, budget, args.concurrency], sort_keys=True, default=str)
+            cached = CACHE / f"wandb-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+            if cached.exists() and not args.no_cache:  # W&B's side is deterministic: lockstep slots, seeded
+                wb = [tuple(e) for e in json.loads(cached.read_text())]
+                print(f"  W&B sweeps: its {len(wb)} trial-epochs of an earlier run of this script ({cached.name})")
+            else:
+                wb = wandb_side(sweep, base_flat, seed, budget, args.concurrency)
+                CACHE.mkdir(exist_ok=True)
+                cached.write_text(json.dumps(wb))
             reach = epochs_to_reach(pt, best_by(wb, budget))
             row = {"seed": seed, "budget": budget, "pt": best_by(pt, budget), "wb": best_by(wb, budget),
                    "reach": reach, "ratio": reach / budget,
