@@ -43,7 +43,8 @@ def test_a_budget_keeps_proposing_trials_until_it_is_spent(demo_corpus, tmp_path
     # Two trials run at once: one may report in the step that spends the budget.
     assert budget <= exp.trial_epochs <= budget + 1, out[-3000:]
     assert len(exp.trials) > budget // EPOCHS  # more trials than run_cap-style counting of full trials buys
-    assert f"budget: {exp.trial_epochs} of {budget} trial-epochs spent, on {len(exp.trials)} trials" in out
+    assert f"{len(exp.trials)} trials: " in out
+    assert f"; {exp.trial_epochs} of its budget of {budget} trial-epochs trained in " in out  # the summary line
     assert json.loads((tmp_path / "b" / "search.json").read_text())["budget_epochs"] == budget
     assert (tmp_path / "b" / "best_config.yaml").exists()
     assert_study_agrees(tmp_path / "b", statuses=False)

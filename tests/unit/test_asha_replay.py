@@ -27,8 +27,9 @@ def _reports(n_trials: int, epochs: int, seed: int) -> list[tuple[str, int, floa
 
 
 def _live(reports, **kwargs) -> tuple[dict[str, tuple[int, str]], list[dict]]:
-    """Feed the reports to a plain ASHA (what the search saw before the kill): last decision per trial."""
-    sched = ASHAScheduler(time_attr="epoch", metric=METRIC, mode="max", **kwargs)
+    """Feed the reports to a live ResumableASHA (what the search saw before the kill): last decision per trial."""
+    sched = ResumableASHA(metric=METRIC, mode="max", **kwargs)
+    sched._replayed = True  # a live search from its start: nothing recorded to replay
     trials = {}
     last = {}
     for trial_id, epoch, score, _ in reports:
@@ -61,6 +62,24 @@ def test_replay_rebuilds_rungs_and_decisions_of_a_live_asha():
     assert sched.replay(_as_files(reports, live_last)) == sum(e for e, _ in live_last.values())
     assert [(m, dict(r)) for m, r in sched._brackets[0]._rungs] == live_rungs
     assert {t: sched.last_decision(t) for t in live_last} == live_last
+
+
+def test_a_trial_is_judged_at_a_rung_by_its_best_score_so_far():
+    """Like W&B's hyperband (min(history)), and like the ranking of `results` (a trial's best epoch)."""
+    kwargs = {"metric": METRIC, "mode": "max", "max_t": 8, "grace_period": 2, "reduction_factor": 2}
+    ours, plain = ResumableASHA(**kwargs), ASHAScheduler(time_attr="epoch", **kwargs)
+    ours._replayed = True
+    for sched in (ours, plain):
+        trials = {i: Trial("x", stub=True, trial_id=i, config={}) for i in ("steady", "peaky")}
+        for trial in trials.values():
+            sched.on_trial_add(None, trial)
+        for epoch, (steady, peaky) in enumerate([(2.0, 3.9), (3.0, 2.9)], start=1):
+            sched.on_trial_result(None, trials["steady"], {"epoch": epoch, METRIC: steady})
+            decision = sched.on_trial_result(None, trials["peaky"], {"epoch": epoch, METRIC: peaky})
+        if sched is ours:
+            assert decision == TrialScheduler.CONTINUE  # its best, 3.9, beats steady's 3.0 at the rung
+        else:
+            assert decision == TrialScheduler.STOP  # Ray's ASHA sees only its latest, 2.9
 
 
 def test_an_epoch_recorded_twice_is_replayed_once():

@@ -60,6 +60,8 @@ def test_num_samples_caps_a_budget_and_a_file_budget_keeps_its_run_cap(tmp_path)
 def test_bad_budgets_are_refused_with_the_key(tmp_path):
     with pytest.raises(TuneInputError, match="--budget-epochs 0: must be at least 1"):
         _plan(tmp_path, "--budget-epochs", "0")
+    with pytest.raises(TuneInputError, match="sizes each stage with its num_samples"):
+        _plan(tmp_path, "--budget-epochs", "40", space=REPO / "search_spaces/demo_staged.yaml")
     sweep = tmp_path / "b.yaml"
     text = (REPO / "search_spaces/demo.yaml").read_text().replace("  seed: 0\n", "  seed: 0\n  budget_epochs: -3\n")
     sweep.write_text(text.replace("value: configs/demo.yaml", f"value: {REPO / 'configs/demo.yaml'}"))

@@ -1,5 +1,5 @@
 """PruningOptunaSearch: a trial the scheduler stopped reaches Optuna as PRUNED with its epochs; a
-trial that trained to the end as COMPLETE with its last score. Real OptunaSearch, no Ray start."""
+trial that trained to the end as COMPLETE with its best score over epochs. Real OptunaSearch, no Ray start."""
 
 from __future__ import annotations
 
@@ -36,10 +36,12 @@ def test_stopped_trial_is_pruned_with_every_epoch(searcher):
     assert trial.intermediate_values == {1: 1.0, 2: 1.5}  # the last report is recorded as a step too
 
 
-def test_finished_trial_is_complete_with_its_last_score(searcher):
-    _run(searcher, "finished", [1.0, 2.0, 2.5], done=True)
+def test_finished_trial_is_complete_with_its_best_score(searcher):
+    """The search keeps and ranks a trial by its best epoch, so the sampler is told that one, not the last."""
+    _run(searcher, "finished", [1.0, 2.5, 2.0], done=True)
     (trial,) = _trials(searcher)
     assert trial.state == TrialState.COMPLETE and trial.value == 2.5
+    assert trial.intermediate_values == {1: 1.0, 2: 2.5, 3: 2.0}
 
 
 def test_errored_trial_fails_and_a_second_complete_is_ignored(searcher):

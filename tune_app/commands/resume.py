@@ -71,7 +71,8 @@ def _resume(folder: Path, shown: str, restart_errored: bool, address: str | None
 
         check_address(address)
     resources = search.get("resources_per_trial", {"cpu": 1, "gpu": 0})
-    print(f"resuming {folder.name}: {summary_line(exp)} so far, {num_samples} asked for", flush=True)
+    asked = "" if search.get("budget_epochs") else f", {num_samples} asked for"
+    print(f"resuming {folder.name}: {summary_line(exp)} so far{asked}", flush=True)
 
     from ..tune.driver import restore
 

@@ -149,7 +149,9 @@ def summary_line(exp: Experiment) -> str:
     other = sum(v for k, v in c.items() if k not in shown)
     if other:
         parts.append(f"{other} unfinished")
-    return f"{len(exp.trials)} trials: " + ", ".join(parts)
+    budget = exp.search.get("budget_epochs")
+    spent = f"; {exp.trial_epochs} of its budget of {budget} trial-epochs trained" if budget else ""
+    return f"{len(exp.trials)} trials: " + ", ".join(parts) + spent
 
 
 def best_checkpoint_line(exp: Experiment) -> str | None:

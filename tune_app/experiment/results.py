@@ -85,6 +85,7 @@ class Experiment:
     space: list[str]
     trials: list[TrialRecord]
     search: dict[str, Any]
+    replaced_epochs: int = 0  # epochs of errored trials that `resume --restart-errored` replaced
 
     def ranked(self) -> list[TrialRecord]:
         """Trials with a score, best first; errored ones are left out (their score says how a run
@@ -117,8 +118,9 @@ class Experiment:
 
     @property
     def trial_epochs(self) -> int:
-        """Epochs trained over all trials: what a budget of trial-epochs (tune_app.tune.budget) counts."""
-        return sum(len(t.history) for t in self.trials)
+        """Epochs trained over all trials, replaced ones too: what a budget of trial-epochs
+        (tune_app.tune.budget, which counts every trial folder) counts."""
+        return sum(len(t.history) for t in self.trials) + self.replaced_epochs
 
     @property
     def budget_spent(self) -> bool:
@@ -147,10 +149,12 @@ def load_experiment(path: str | Path) -> Experiment:
     mode = search.get("mode", "max")
     states = _trial_states(path)
     trials = []
+    replaced_epochs = 0
     for trial_dir in layout.trial_dirs(path):
         trial_id = layout.trial_id_of(trial_dir.name)
-        if states and trial_id not in states:
-            continue  # replaced by `resume --restart-errored` (a restarted trial gets a new id)
+        if states and trial_id not in states:  # replaced by `resume --restart-errored` (a new id)
+            replaced_epochs += len(history_by_epoch(layout.read_results(trial_dir)))  # trained all the same
+            continue
         state = states.get(trial_id, {})
         config = layout.read_json(trial_dir / layout.PARAMS_FILE) or state.get("config") or {}
         history = history_by_epoch(layout.read_results(trial_dir))
@@ -165,7 +169,7 @@ def load_experiment(path: str | Path) -> Experiment:
     for trial_id, state in states.items():  # trials that never got a folder
         if not any(t.trial_id == trial_id for t in trials):
             trials.append(TrialRecord(trial_id, _status(state.get("status"), []), state.get("config") or {}))
-    return Experiment(path, metric, mode, search.get("space_paths", []), trials, search)
+    return Experiment(path, metric, mode, search.get("space_paths", []), trials, search, replaced_epochs)
 
 
 def history_by_epoch(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

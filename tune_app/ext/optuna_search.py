@@ -11,6 +11,12 @@ restore, trials the database already holds as finished are not told again, and t
 handed out after the snapshot (RUNNING there, unknown to Tune) are handed to the next new Tune
 trials instead of being left RUNNING for ever: no trial told twice, none lost.
 
+A trial that trained to its end reaches Optuna with its best score over epochs, not its last one
+(single-objective): Ray's OptunaSearch tells the last result, while the search keeps the best
+epoch's checkpoint and ranks and exports by it, so the sampler would learn to prefer configs that
+end high over configs that peak high. The best is read from the trial's intermediate values in the
+study, which survive a restore.
+
 Each study trial carries the Tune trial id (user attribute ``ray_trial_id``) and warm-started
 points carry ``warm_start`` (their source), so optuna-dashboard shows where a trial came from.
 
@@ -91,7 +97,7 @@ class PruningOptunaSearch(OptunaSearch):
         if result and not error:
             self._report_last(trial_id, result)
         if error or not result or result.get(DONE_TRAINING, True):
-            return super().on_trial_complete(trial_id, result=result, error=error)
+            return super().on_trial_complete(trial_id, result=self._with_best(trial_id, result), error=error)
         try:
             self._ot_study.tell(self._ot_trials[trial_id], state=TrialState.PRUNED)
         except Exception as exc:  # e.g. the trial was already told
@@ -137,6 +143,15 @@ class PruningOptunaSearch(OptunaSearch):
         if last.get(DONE_TRAINING) and last.get(EPOCH, 0) > result.get(EPOCH, 0):
             return {**result, **last}
         return result
+
+    def _with_best(self, trial_id: str, result: dict[str, Any] | None) -> dict[str, Any] | None:
+        """``result`` with the metric replaced by the trial's best intermediate value (single-objective)."""
+        if not result or isinstance(self.metric, list) or not isinstance(result.get(self.metric), (int, float)):
+            return result
+        ot_trial = self._ot_trials[trial_id]
+        values = list(ot_trial.storage.get_trial(ot_trial._trial_id).intermediate_values.values())
+        pick = max if self.mode == "max" else min
+        return {**result, self.metric: pick([result[self.metric], *values])}
 
     def _report_last(self, trial_id: str, result: dict[str, Any]) -> None:
         """Tune skips on_trial_result for the result that ends a trial; record it as a step too
