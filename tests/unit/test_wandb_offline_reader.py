@@ -169,8 +169,12 @@ def test_not_a_wandb_file(tmp_path: Path) -> None:
 
 
 def test_resumed_run_id_gets_a_second_folder(tmp_path: Path) -> None:
-    _write_run(tmp_path, "resumeme", steps=2)
-    _write_run(tmp_path, "resumeme", steps=1, resume="allow")
+    # Two roots: W&B names a run folder by its start second and id, so two starts in one second would
+    # share one folder (this test was flaky so); a trial's resumed run starts long after the first.
+    for sub in ("1-first", "2-resumed"):
+        (tmp_path / sub).mkdir()
+    _write_run(tmp_path / "1-first", "resumeme", steps=2)
+    _write_run(tmp_path / "2-resumed", "resumeme", steps=1, resume="allow")
 
     runs = find_offline_runs(tmp_path)
     assert [r.run_id for r in runs] == ["resumeme", "resumeme"]
