@@ -287,10 +287,10 @@ def main() -> None:
         for seed in seeds:
             flat = run_search("flat", flat_space, seed, root, storage, full_rows)
             staged = run_search("staged", staged_space, seed, root, storage, full_rows)
-            asha = run_search("asha", asha_space, seed, root, storage, full_rows)
             for line in (storage / f"staged-seed{seed}.log").read_text().splitlines():
                 if line.startswith("rank transfer"):
                     print(f"    {line}")
+            asha = run_search("asha", asha_space, seed, root, storage, full_rows)
             results.append((flat, staged, asha))
         if args.keep:
             (work / "staged_vs_flat.json").write_text(json.dumps(

@@ -93,7 +93,7 @@ def test_the_run_says_how_well_stage_one_ranked_the_configs_stage_two_retrained(
     pairs = [(t.best("val_sisdr", "max"), by_lr[round(flatten(t.config)["training.lr"], 12)])
              for t in wide.ranked()[:3]]
     tau = kendalltau([a for a, _ in pairs], [b for _, b in pairs]).statistic
-    line = f"rank transfer wide → narrow: Kendall's tau {tau:+.2f} over its top 3 configs"
+    line = f"rank transfer wide → narrow: Kendall's tau {tau:+.2f} over its top 3 configs retrained"
     assert line in proc.stdout
     text = subprocess.run([sys.executable, "-m", "tune_app.cli", "results", str(parent)], cwd=REPO,
                           capture_output=True, text=True, timeout=120).stdout

@@ -21,7 +21,8 @@ def test_the_carried_configs_are_matched_by_their_searched_values():
 
 
 def test_the_verdict_follows_kendalls_tau():
-    assert "tau +1.00 over its top 3 configs; it ranks configs as" in transfer_line("a", "b", [(3, 9), (2, 8), (1, 7)])
+    assert "tau +1.00 over its top 3 configs retrained; they keep their order" in transfer_line(
+        "a", "b", [(3, 9), (2, 8), (1, 7)])
     line = transfer_line("a", "b", [(3, 7), (2, 8), (1, 9)])
     assert "tau -1.00" in line and "does not carry over" in line and "--budget-epochs" in line
     assert transfer_line("a", "b", [(3, 7), (2, 8)]) is None  # two configs rank only one way or the other
