@@ -223,6 +223,7 @@ def main() -> None:
                 print(f"  W&B sweeps: its {len(wb)} trial-epochs of an earlier run of this script ({cached.name})")
             else:
                 wb = wandb_side(sweep, base_flat, seed, budget, args.concurrency)
+                print(f"  W&B sweeps: {len(wb)} trial-epochs")
                 CACHE.mkdir(exist_ok=True)
                 cached.write_text(json.dumps(wb))
             reach = epochs_to_reach(pt, best_by(wb, budget))
@@ -231,7 +232,7 @@ def main() -> None:
                    "curve": [(f, best_by(pt, round(f * budget)), best_by(wb, round(f * budget)))
                              for f in (0.25, 0.5, 0.75, 1.0)]}
             rows.append(row)
-            print(f"  W&B sweeps: {len(wb)} trial-epochs; seed done in {time.perf_counter() - start:.0f} s")
+            print(f"  seed done in {time.perf_counter() - start:.0f} s")
             print("  best-so-far val SI-SDR (dB) at 25/50/75/100 % of the budget: polsess-tune "
                   + " ".join(f"{p:.2f}" for _, p, _ in row["curve"]) + " | W&B "
                   + " ".join(f"{w:.2f}" for _, _, w in row["curve"]), flush=True)
