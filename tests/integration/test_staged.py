@@ -55,6 +55,8 @@ def test_each_stage_is_an_experiment_with_its_own_fidelity(staged):
     assert {t.config["data"]["train_max_samples"] for t in narrow.trials} == {None}
     assert max(t.epochs for t in wide.trials) <= 2 and max(t.epochs for t in narrow.trials) <= 2
     assert "final best config" in proc.stdout
+    # 8 of the corpus's 16 train rows, the same 2 epochs: half the optimizer steps of the last stage
+    assert "note: stage wide trains 0.5 of the optimizer steps per trial of stage narrow" in proc.stdout
     best = narrow.best_trial()
     assert load_config(parent / "best_config.yaml") == load_config(None, flatten(best.config), env={})
 

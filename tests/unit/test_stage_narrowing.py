@@ -59,3 +59,15 @@ def test_grace_period_is_clamped_to_the_stage_epochs_in_one_place():
     sched.fit_to(3)
     assert (sched.max_t, sched.grace_period) == (3, 3)
     assert sched.notes == ["grace period 5 > max_t 3 epochs; clamped to 3"]
+
+
+def test_a_stage_with_a_fraction_of_the_last_ones_optimizer_steps_gets_a_note():
+    from tune_app.space.stages import Stage, step_notes
+
+    wide = Stage(0, "wide", 8, {"training.num_epochs": 4, "data.train_max_samples": 50})
+    narrow = Stage(1, "narrow", 4, {"training.num_epochs": 4, "data.train_max_samples": None})
+    (note,) = step_notes([wide, narrow], base_epochs=8, base_max_samples=None, train_rows=200)
+    assert note.startswith("stage wide trains 0.25 of the optimizer steps per trial of stage narrow")
+    assert "about 4× the epochs" in note
+    wide.overrides["training.num_epochs"] = 16  # the same steps on a quarter of the rows: no note
+    assert step_notes([wide, narrow], base_epochs=8, base_max_samples=None, train_rows=200) == []

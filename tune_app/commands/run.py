@@ -12,7 +12,7 @@ from ..builtin import default_config, default_space
 from ..errors import TuneInputError
 from ..experiment.location import is_uri, join
 from ..space import describe, format_dry_run, sample_configs
-from ..space.stages import parse_stages
+from ..space.stages import parse_stages, step_notes
 from ..tune.folder_lock import holding
 from ..tune.packing import pack_gpus
 from ..tune.plan import RunPlan, prepare_run, write_search_file
@@ -107,6 +107,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         plan.base.data.data_root = resolve_data_root(plan.base.data.data_root)
         for note in check_corpus(plan):
             print(note)
+        from polsess.data import PolSESSDataset
+
+        rows = len(PolSESSDataset(plan.base.data.data_root, subset="train", task=plan.base.data.task))
+        for note in step_notes(stages, plan.base.training.num_epochs, plan.base.data.train_max_samples, rows):
+            print(f"note: {note}")
         pack_gpus(plan)
         with holding(plan.experiment_path, "run"):
             return run_staged(plan, stages, saved_args(args))

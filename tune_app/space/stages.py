@@ -46,6 +46,31 @@ class Stage:
     explicit: dict[str, Param] = field(default_factory=dict)
 
 
+def step_notes(stages: list[Stage], base_epochs: int, base_max_samples: int | None, train_rows: int) -> list[str]:
+    """A note for each stage that trains at most half the optimizer steps per trial of the last one.
+
+    Why: on a share of the rows with the same epochs a trial takes that share of the steps, and the
+    configs that win with few steps (high learning rates) lose with many; on the demo corpus a
+    quarter-of-the-rows first stage narrowed lr onto [7.7e-3, 9.6e-3] while the flat search's best had
+    1.38e-3 (benchmarks/README.md, staged against flat). Steps are counted as epochs × rows (the
+    batch size is the same across stages unless a stage sets it)."""
+    def steps(stage: Stage) -> int:
+        limit = stage.overrides.get("data.train_max_samples", base_max_samples)
+        rows = train_rows if limit is None else min(int(limit), train_rows)
+        return int(stage.overrides.get("training.num_epochs", base_epochs)) * rows
+
+    last = stages[-1]
+    notes = []
+    for stage in stages[:-1]:
+        mine, theirs = steps(stage), steps(last)
+        if mine > 0 and 2 * mine <= theirs:
+            notes.append(f"stage {stage.name} trains {mine / theirs:.2g} of the optimizer steps per trial of "
+                         f"stage {last.name} (epochs × rows); configs that win with few steps (high learning "
+                         f"rates) tend to lose with many, so its ranking may not carry over: give it about "
+                         f"{math.ceil(theirs / mine)}× the epochs, or see the README on when staging pays")
+    return notes
+
+
 def parse_stages(spec: SearchSpec) -> list[Stage]:
     from polsess.config import ConfigError, resolve_name
 
