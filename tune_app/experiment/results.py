@@ -128,10 +128,15 @@ class Experiment:
         budget = self.search.get("budget_epochs")
         return isinstance(budget, int) and self.trial_epochs >= budget
 
+    def all_started(self, num_samples: int) -> bool:
+        """Every trial the search was to run was created: ``num_samples`` of them, or its budget of
+        trial-epochs was spent (the summary and ``resume`` both ask this)."""
+        return len(self.trials) >= num_samples or self.budget_spent
+
     def is_finished(self, num_samples: int) -> bool:
-        """All ``num_samples`` trials (or its budget of trial-epochs) ended for good (an errored
-        trial is retried by a resume)."""
-        return (len(self.trials) >= num_samples or self.budget_spent) and all(t.finished for t in self.trials)
+        """All trials started (:meth:`all_started`) and ended for good (an errored trial is retried
+        by a resume)."""
+        return self.all_started(num_samples) and all(t.finished for t in self.trials)
 
 
 def has_experiment_state(path: Path) -> bool:

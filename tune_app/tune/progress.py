@@ -142,13 +142,13 @@ class TrialEvents(Callback):
             counts[t.status] = counts.get(t.status, 0) + 1
         running, pending = counts.get(RUNNING, 0), counts.get(PENDING, 0)
         ended = counts.get(RAY_TERMINATED, 0) + counts.get(ERROR, 0)
-        not_created = max(0, self.num_samples - len(trials)) if self.budget is None else 0
         elapsed = now - self._start
-        left = sum(max(0, self.max_epochs - int((t.last_result or {}).get(EPOCH, 0) or 0))
-                   for t in trials if t.status in (RUNNING, PENDING, PAUSED))
-        left += not_created * self.max_epochs
-        if self.budget is not None:  # trials keep coming until the budget is spent
-            left = max(0, self.budget - epochs_trained(trials))
+        if self.budget is None:
+            not_created = max(0, self.num_samples - len(trials))
+            left = sum(max(0, self.max_epochs - int((t.last_result or {}).get(EPOCH, 0) or 0))
+                       for t in trials if t.status in (RUNNING, PENDING, PAUSED)) + not_created * self.max_epochs
+        else:  # trials keep coming until the budget is spent
+            not_created, left = 0, max(0, self.budget - epochs_trained(trials))
         eta = f", at most {left * elapsed / self._epochs_done / 60:.1f} min left" if self._epochs_done else ""
         best = f"; best {self._best[0]:.2f} ({self._best[1]})" if self._best else ""
         self._say(f"status: {running} running, {pending + not_created} pending, {ended} ended{best}; "

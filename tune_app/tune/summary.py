@@ -37,8 +37,7 @@ def _finish(folder: Path, shown: str, wall_s: float, num_samples: int, hint: str
     print(f"\n{summary_line(exp)} in {wall_s / 60:.1f} min")
     if is_uri(shown):
         print(f"W&B offline runs: {folder / WANDB_DIR} (on this machine, beside the driver)")
-    unfinished = ((len(exp.trials) < num_samples and not exp.budget_spent)
-                  or any(t.status in UNFINISHED for t in exp.trials))
+    unfinished = not exp.all_started(num_samples) or any(t.status in UNFINISHED for t in exp.trials)
     stopped = read_json(folder / STOPPED_FILE)
     if unfinished and stopped:
         print(f"search stopped: {stopped.get('reason')}; fix that, then `polsess-tune resume {hint}`")
