@@ -49,7 +49,7 @@ Method (no instrumentation of the app; everything comes from what a normal run l
   between epochs (the synchronous report waiting for the driver: arrival spacing not covered by
   ``time_this_iter_s``). What is left of span × slots is idle slot time (a slot between one trial's
   end and the next trial being scheduled, or after the last trial there).
-* Reference figures, each in a fresh interpreter: importing ``tune_app.trainable`` (what every trial
+* Reference figures, each in a fresh interpreter: importing ``tune_app.tune.trainable`` (what every trial
   worker pays), a bare ``import ray; ray.init(); ray.shutdown()``, and ``polsess-tune run --dry-run``.
 
     python benchmarks/driver_overhead.py            # 3 searches of 8 trials, 4 epochs of 2 s clips: trials >= 30 s
@@ -353,9 +353,9 @@ def timed_python(code: str, env: dict[str, str] | None = None) -> str:
 def reference(data_root: Path, repeats: int) -> dict[str, float]:
     found: dict[str, list[float]] = {}
     for _ in range(repeats):
-        line = timed_python("import time; t = time.perf_counter(); import tune_app.trainable; "
+        line = timed_python("import time; t = time.perf_counter(); import tune_app.tune.trainable; "
                             "print(time.perf_counter() - t)")
-        found.setdefault("import tune_app.trainable (every trial worker)", []).append(float(line))
+        found.setdefault("import tune_app.tune.trainable (every worker)", []).append(float(line))
         ray_tmp = tempfile.mkdtemp(prefix="pb", dir="/tmp")
         line = timed_python(
             "import time; t0 = time.perf_counter(); import ray; t1 = time.perf_counter(); "

@@ -12,7 +12,7 @@ Three parts (``benchmarks/gpu_check.sh`` runs all three in about 4.5 minutes on 
     part of the step (see benchmarks/data_loading.py).
 (b) ``--in-tune``: the same step loop bare in this process, then inside a one-trial ``tune.Tuner``
     (resources {"cpu": C, "gpu": 1}, or no GPU on a CPU machine; the trial pins
-    ``torch.set_num_threads(C)`` like tune_app.trainable and calls ``tune.report`` after every block of
+    ``torch.set_num_threads(C)`` like tune_app.tune.trainable and calls ``tune.report`` after every block of
     steps, the report's own cost included in the block's time), then bare again. Figure: median
     in-trial samples/s ÷ median bare samples/s, target ≥ 0.95.
 (c) ``--search``: ``polsess-tune run`` (as ``python -m tune_app.cli run``) of a short FIFO search (4 trials
@@ -335,13 +335,12 @@ def part_compile(args: argparse.Namespace, base: dict[str, Any]) -> list[str]:
 
 
 def tune_trial(config: dict[str, Any]) -> None:
-    """The step loop as a Tune function trainable, pinned to the trial's CPUs like tune_app.trainable."""
+    """The step loop as a Tune function trainable, pinned to the trial's CPUs like tune_app.tune.trainable."""
     from ray import tune
 
-    try:
-        cpus = float(tune.get_context().get_trial_resources().required_resources.get("CPU", 1))
-    except Exception:
-        cpus = 1.0
+    from tune_app.tune.trainable import trial_resources
+
+    cpus, _ = trial_resources()
     spec = dict(config["spec"])
     spec["threads"] = max(1, int(cpus))
     if spec["device"] == "cuda" and not torch.cuda.is_available():

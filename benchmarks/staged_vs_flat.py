@@ -8,7 +8,7 @@ grad_clip_norm, base config ``configs/demo.yaml``, 2 trials at a time on 1 CPU e
 * flat: ``--flat NxE`` — N trials of E epochs on the full training set (no ``stages:``);
 * staged: ``stages:`` — ``--wide NxE`` trials on ``--fraction`` of the training rows
   (``train_max_samples``), then ``--narrow NxE`` trials on the full training set, narrowed around the
-  wide stage's ``--top-k`` configs (which it retrains first, see ``tune_app/stages.py``).
+  wide stage's ``--top-k`` configs (which it retrains first, see ``tune_app/tune/staged.py``).
 
 Neither file has ``early_terminate``, so both run FIFO: every trial trains all its epochs, and the
 budget each search spends is exact and known before it starts (the same for every seed). With ASHA

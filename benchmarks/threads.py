@@ -1,6 +1,6 @@
 """Two trials on a 2-core machine: torch threads pinned to the trial's CPU vs torch's default, without Ray.
 
-What tune_app.trainable does for a trial with ``cpus`` CPUs is ``torch.set_num_threads(int(cpus))`` and
+What tune_app.tune.trainable does for a trial with ``cpus`` CPUs is ``torch.set_num_threads(int(cpus))`` and
 ``num_workers = min(data.num_workers, cpus - 1)`` (no loader worker at 1 CPU). This runs what two such
 trials do at once, as two subprocesses each training ``polsess.trainer.Trainer`` epochs on the demo
 config (configs/demo.yaml, the demo corpus), in these scenarios:

@@ -17,6 +17,7 @@ of B), the trial-epochs polsess-tune needed to reach W&B's final best (ratio to 
 
     python benchmarks/vs_wandb_sweeps.py --quick        # 3 seeds, 4-epoch trials (~12 min on 2 cores)
     python benchmarks/vs_wandb_sweeps.py --quick --sampler gp   # another sampler; W&B's side from the cache
+    python benchmarks/vs_wandb_sweeps.py --prior none          # polsess-tune without its prior (on by default)
     python benchmarks/vs_wandb_sweeps.py                # 5 seeds, the demo sweep as it ships
     python benchmarks/vs_wandb_sweeps.py --space search_spaces/convtasnet_training.yaml --data-root /data/PolSESS
 """
@@ -147,13 +148,17 @@ def polsess_side(space: Path, data_root: str, seed: int, work: Path, sets: list[
     return [(i + 1, float(v)) for i, (_, _, v) in enumerate(rows)]
 
 
-def with_sampler(space: Path, base_config: Path | None, sampler: str, folder: Path) -> Path:
-    """A copy of the sweep file whose ``tune.sampler`` is ``sampler`` (its base config made absolute)."""
+def sweep_copy(space: Path, base_config: Path | None, folder: Path, sampler: str | None, prior: str | None) -> Path:
+    """A copy of the sweep file with ``tune.sampler`` / ``tune.prior`` set (its base config made absolute)."""
     raw = yaml.safe_load(space.read_text())
-    raw.setdefault("tune", {})["sampler"] = sampler
+    tune = raw.setdefault("tune", {})
+    if sampler:
+        tune["sampler"] = sampler
+    if prior:
+        tune["prior"] = prior
     if base_config is not None:
         raw["parameters"]["config"] = {"value": str(base_config)}
-    out = folder / f"{space.stem}-{sampler}.yaml"
+    out = folder / f"{space.stem}-{sampler or 'sampler'}-{prior or 'prior'}.yaml"
     out.write_text(yaml.safe_dump(raw, sort_keys=False))
     return out
 
@@ -186,6 +191,9 @@ def main() -> None:
                         help="config overrides for both sides")
     parser.add_argument("--sampler", choices=["tpe", "gp", "random"],
                         help="polsess-tune's sampler (tune.sampler; default: the sweep file's, else tpe)")
+    parser.add_argument("--prior", choices=["base", "none"],
+                        help="polsess-tune's prior (tune.prior; default: the sweep file's, else base: the base "
+                             "config as the prior, trial 0 the base config)")
     parser.add_argument("--no-cache", action="store_true",
                         help=f"train W&B's side again even when {CACHE.relative_to(REPO)} holds its epochs")
     args = parser.parse_args()
@@ -209,9 +217,9 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="polsess-vs-wandb-") as tmp:
         space = args.space
-        if args.sampler:
-            space = with_sampler(args.space, spec.base_config, args.sampler, Path(tmp))
-            print(f"polsess-tune samples with {args.sampler}\n")
+        if args.sampler or args.prior:
+            space = sweep_copy(args.space, spec.base_config, Path(tmp), args.sampler, args.prior)
+            print(f"polsess-tune samples with {args.sampler or 'the file sampler'}, prior {args.prior or 'base'}\n")
         for seed in seeds:
             start = time.perf_counter()
             print(f"seed {seed}:", flush=True)

@@ -12,100 +12,24 @@ names the key (and the file, when there is one) and says what to do instead.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import re
 import types
 import typing
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from .config_names import FIELD_PATHS, FIELD_TYPES, field_types, resolve_name, resolve_names, suggest
 from .config_rules import ALL_VARIANTS, INDOOR_VARIANTS, OUTDOOR_VARIANTS, TASKS, ConfigError, validate
+from .config_schema import Config, ConvTasNetConfig, DataConfig, ModelConfig, TrainingConfig
 
-__all__ = ["ALL_VARIANTS", "INDOOR_VARIANTS", "OUTDOOR_VARIANTS", "TASKS", "Config", "ConfigError", "validate"]
+__all__ = ["ALL_VARIANTS", "FIELD_PATHS", "FIELD_TYPES", "INDOOR_VARIANTS", "OUTDOOR_VARIANTS", "TASKS", "Config",
+           "ConfigError", "ConvTasNetConfig", "DataConfig", "ModelConfig", "TrainingConfig", "field_types",
+           "resolve_name", "resolve_names", "suggest", "validate"]
 
 DATA_ROOT_ENV = "POLSESS_DATA_ROOT"
-
-
-@dataclass
-class DataConfig:
-    dataset_type: str = "polsess"
-    data_root: str | None = None
-    task: str = "ES"
-    batch_size: int = 4
-    num_workers: int = 1
-    train_max_samples: int | None = None
-    val_max_samples: int | None = None
-    test_max_samples: int | None = None
-    # Crop length in seconds: random crop in train, fixed (start) crop in val/test. None = whole files.
-    segment_seconds: float | None = None
-
-
-@dataclass
-class ConvTasNetConfig:
-    """Luo & Mesgarani's names. torchaudio implements P=3, gLN, non-causal, stride = kernel_size/2."""
-
-    N: int = 256
-    B: int = 256
-    H: int = 512
-    P: int = 3
-    X: int = 8
-    R: int = 4
-    C: int | None = None  # follows the task (SB → 2, else 1) when not given
-    norm_type: str = "gLN"
-    kernel_size: int = 16
-    stride: int | None = None  # kernel_size // 2 when not given
-    causal: bool = False
-    mask_nonlinear: str = "relu"
-
-
-@dataclass
-class ModelConfig:
-    model_type: str = "convtasnet"
-    convtasnet: ConvTasNetConfig = field(default_factory=ConvTasNetConfig)
-
-
-@dataclass
-class TrainingConfig:
-    num_epochs: int = 50
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    grad_clip_norm: float | None = 5.0
-    lr_factor: float = 0.5
-    lr_patience: int = 2
-    use_amp: bool = True  # bf16 (or fp16) autocast on CUDA; always off on the CPU
-    device: str = "auto"  # auto | cpu | cuda | cuda:N; cuda without a GPU falls back to the CPU
-    compile: str = "auto"  # auto | on | off: torch.compile + shifted depthwise convs (polsess.fast_conv)
-    seed: int = 42
-    early_stopping_patience: int | None = None
-    grad_accumulation_steps: int = 1
-    max_bad_batches: int = 20  # NaN/Inf losses in a row before the run gives up
-    validation_variants: list[str] | None = None
-    curriculum_learning: list[dict[str, Any]] | None = None
-    # Kept from the research configs so they load unchanged; the trainer does not read them.
-    amp_eps: float = 1e-4
-    save_dir: str = "checkpoints"
-    use_wandb: bool = False
-    wandb_project: str = "polsess-separation"
-    log_level: str = "INFO"
-
-
-@dataclass
-class Config:
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    training: TrainingConfig = field(default_factory=TrainingConfig)
-
-    @property
-    def convtasnet(self) -> ConvTasNetConfig:
-        return self.model.convtasnet
-
-    @property
-    def num_sources(self) -> int:
-        return 2 if self.data.task == "SB" else 1
 
 
 # --------------------------------------------------------------------------- YAML
@@ -114,9 +38,34 @@ class Config:
 MAX_YAML_BYTES = 1 << 20  # a config or sweep file is a few KB; parsing 50 MB of YAML takes minutes
 
 
+MAX_YAML_DEPTH = 64  # a sweep nests 4 or 5 levels; PyYAML's composer recurses and overflows Python's stack
+MAX_YAML_VALUES = 100_000  # after aliases are expanded: a config is ~50 values, a billion-laughs file ~10⁹
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads ``1e-6`` as a float (YAML 1.1 wants ``1.0e-6``; sweep files don't) and
-    refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
+    """SafeLoader that reads ``1e-6`` as a float (YAML 1.1 wants ``1.0e-6``; sweep files don't),
+    refuses a key given twice in one mapping (PyYAML keeps the last one silently), and refuses a
+    document nested deeper than :data:`MAX_YAML_DEPTH` or larger than :data:`MAX_YAML_VALUES` once its
+    aliases are expanded (an alias bomb would otherwise exhaust memory, or print itself in an error)."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise _Refused(f"line {self.peek_event().start_mark.line + 1}: nested more than {MAX_YAML_DEPTH} "
+                               "levels deep; a config or sweep file needs a few — check that this is the right file")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def get_single_data(self) -> Any:
+        node = self.get_single_node()
+        if node is None:
+            return None
+        _check_expanded_size(node)
+        return self.construct_document(node)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
@@ -129,6 +78,41 @@ class _Loader(yaml.SafeLoader):
                     raise _DuplicateKey(key, seen[key], key_node.start_mark.line + 1)
                 seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
+
+
+def _check_expanded_size(root: yaml.Node) -> None:
+    """Count the values the document holds with every alias expanded, without expanding them: an
+    alias is the same node object as its anchor, so each node's size is counted once (memoised).
+    A node reached again while its own children are being counted is an alias to itself."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, counted_children = stack.pop()
+        if counted_children:
+            open_nodes.discard(id(node))
+            sizes[id(node)] = min(1 + sum(sizes[id(c)] for c in _children(node)), MAX_YAML_VALUES + 1)
+            if sizes[id(node)] > MAX_YAML_VALUES:
+                raise _Refused(f"line {node.start_mark.line + 1}: more than {MAX_YAML_VALUES:,} values once its "
+                               "aliases (*name) are expanded (a YAML alias bomb?); a config or sweep file holds "
+                               "a few dozen — write the values out or use fewer aliases")
+        elif id(node) in open_nodes:
+            raise _Refused(f"line {node.start_mark.line + 1}: an alias refers to a value that holds it; "
+                           "write the values out")
+        elif id(node) not in sizes:
+            open_nodes.add(id(node))
+            stack.append((node, True))
+            stack.extend((c, False) for c in _children(node))
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
+
+
+class _Refused(Exception):
+    """A YAML document we will not build; the message says where and why."""
 
 
 class _DuplicateKey(Exception):
@@ -152,91 +136,55 @@ _Loader.add_implicit_resolver(
 
 
 def load_yaml(path: str | Path) -> Any:
-    """Read a YAML file; a missing file or a syntax error is a ConfigError naming the file."""
+    """Read a YAML file; a missing file, a folder, a binary file, a syntax error or a hostile document
+    (an alias bomb, thousands of nested brackets) is a ConfigError naming the file and the fix."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: a folder, not a file; give the YAML file inside it")
     if not path.is_file():
         raise ConfigError(f"{path}: file not found; check the path")
     size = path.stat().st_size
     if size > MAX_YAML_BYTES:
         raise ConfigError(f"{path}: {size / 2**20:.1f} MB, but a config or sweep file is a few KB "
                           f"(limit {MAX_YAML_BYTES >> 20} MB); check that this is the right file")
+    data = path.read_bytes()
     try:
-        with path.open() as fh:
-            return yaml.load(fh, Loader=_Loader)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text file (byte {exc.start} is not UTF-8); a config or sweep file is "
+                          "YAML text — check the path") from None
+    if "\0" in text:
+        raise ConfigError(f"{path}: a binary file (it holds NUL bytes); a config or sweep file is YAML text — "
+                          "check the path")
+    try:
+        return yaml.load(text, Loader=_Loader)
     except _DuplicateKey as dup:
         raise ConfigError(f"{path}: line {dup.again}: key {dup.key!r} is given twice (first on line {dup.first}); "
                           "keep one") from None
+    except _Refused as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        if "'\\t'" in problem:  # PyYAML: "found character '\t' that cannot start any token"
-            raise ConfigError(f"{path}:{where}: a tab in the indentation; YAML is indented with spaces") from None
-        raise ConfigError(f"{path}:{where}: malformed YAML ({problem}); fix the syntax") from None
+        raise ConfigError(f"{path}:{_yaml_problem(exc)}") from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    where = f" line {mark.line + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if "'\\t'" in problem:  # PyYAML: "found character '\t' that cannot start any token"
+        return f"{where}: a tab in the indentation; YAML is indented with spaces"
+    return f"{where}: malformed YAML ({problem}); fix the syntax"
 
 
 def parse_value(text: str) -> Any:
     """A CLI value as YAML would read it: ``3e-4`` → float, ``[SER, SE]`` → list, ``null`` → None."""
     try:
         return yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, _DuplicateKey, _Refused):
         return text
 
 
 # --------------------------------------------------------------------------- paths
-
-
-def _is_dataclass_type(tp: Any) -> bool:
-    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
-
-
-def _fields(cls: type) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
-
-
-def field_types(cls: type = Config, prefix: str = "") -> dict[str, Any]:
-    """Every leaf path of the config (``"model.convtasnet.N"``) with its type hint."""
-    out: dict[str, Any] = {}
-    for name, tp in _fields(cls).items():
-        path = f"{prefix}{name}"
-        if _is_dataclass_type(tp):
-            out.update(field_types(tp, path + "."))
-        else:
-            out[path] = tp
-    return out
-
-
-FIELD_TYPES = field_types()
-FIELD_PATHS = tuple(FIELD_TYPES)
-
-
-def resolve_name(name: str, paths: typing.Iterable[str] = FIELD_PATHS) -> str:
-    """Map a sweep-file name to one config path.
-
-    An exact path wins; otherwise the name's parts must appear in order in the path and end on the
-    same leaf (``lr`` → ``training.lr``, ``model.N`` → ``model.convtasnet.N``). None or several
-    matches is a ConfigError that lists the candidates.
-    """
-    paths = tuple(paths)
-    if name in paths:
-        return name
-    want = name.split(".")
-    matches = [p for p in paths if _ends_with_subsequence(p.split("."), want)]
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        raise ConfigError(f"{name}: ambiguous name, matches {', '.join(matches)}; write the full path")
-    close = difflib.get_close_matches(name, paths + tuple(p.rsplit(".", 1)[-1] for p in paths), n=4)
-    hint = f"did you mean {', '.join(dict.fromkeys(close))}?" if close else "see `polsess-tune run --dry-run`"
-    raise ConfigError(f"{name}: unknown config key; {hint}")
-
-
-def _ends_with_subsequence(parts: list[str], want: list[str]) -> bool:
-    if parts[-1] != want[-1]:
-        return False
-    it = iter(parts[:-1])
-    return all(any(p == w for p in it) for w in want[:-1])
 
 
 def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -291,8 +239,13 @@ def load_config(
     path: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
     env: typing.Mapping[str, str] | None = None,
+    origins: typing.Mapping[str, str] | None = None,
 ) -> Config:
-    """Defaults → env → YAML file → overrides (``{name_or_path: value}``), validated."""
+    """Defaults → env → YAML file → overrides (``{name_or_path: value}``), validated.
+
+    A bad value is blamed on where it came from: the YAML file, or for an override its entry in
+    ``origins`` (``{name: "--set training.lr"}``, ``{"training.num_epochs": "--epochs"}``; else the
+    word ``override``), never on a file that does not hold it."""
     env = os.environ if env is None else env
     values = to_flat(Config())
     if env.get(DATA_ROOT_ENV):
@@ -306,9 +259,12 @@ def load_config(
         if not isinstance(tree, dict):
             raise ConfigError(f"{path}: expected a mapping with data/model/training sections")
         values.update(_flat_from_yaml(tree, source))
+    blame: dict[str, str] = {}
+    paths = resolve_names(overrides or {}, label=lambda name: (origins or {}).get(name) or name)
     for name, value in (overrides or {}).items():
-        values[resolve_name(name)] = value
-    return _build(values, source)
+        values[paths[name]] = value
+        blame[paths[name]] = (origins or {}).get(name) or "override"
+    return _build(values, source, blame)
 
 
 def _flat_from_yaml(tree: dict[str, Any], source: str, prefix: str = "") -> dict[str, Any]:
@@ -322,22 +278,19 @@ def _flat_from_yaml(tree: dict[str, Any], source: str, prefix: str = "") -> dict
                 raise ConfigError(f"{source}: {path}: expected a section (mapping), got {value!r}")
             out.update(_flat_from_yaml(value, source, path + "."))
         else:
-            section = prefix.rstrip(".") or "top level"
-            known = sorted({p[len(prefix):].split(".")[0] for p in FIELD_PATHS if p.startswith(prefix)})
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f"did you mean {close[0]}?" if close else f"known keys in {section}: {', '.join(known)}"
-            raise ConfigError(f"{source}: {path}: unknown key; {hint}")
+            hint = suggest(str(key), section=prefix.rstrip("."))
+            raise ConfigError(f"{source}: {path}: unknown key; {hint}", key=path)
     return out
 
 
-def _build(values: dict[str, Any], source: str) -> Config:
-    where = f"{source}: " if source else ""
+def _build(values: dict[str, Any], source: str, blame: typing.Mapping[str, str] | None = None) -> Config:
+    """Coerce, assemble and validate; an error names ``blame[path]`` for a value set there, else ``source``."""
     coerced = {}
     for path, value in values.items():
         try:
             coerced[path] = _coerce(value, FIELD_TYPES[path])
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{where}{path}: {exc}") from None
+            raise _blamed(ConfigError(f"{path}: {exc}", key=path), source, blame) from None
     tree = unflatten(coerced)
     cfg = Config(
         data=DataConfig(**tree["data"]),
@@ -349,8 +302,21 @@ def _build(values: dict[str, Any], source: str) -> Config:
     try:
         validate(cfg)
     except ConfigError as exc:
-        raise ConfigError(f"{where}{exc}") from None
+        raise _blamed(exc, source, blame) from None
     return cfg
+
+
+def _blamed(exc: ConfigError, source: str, blame: typing.Mapping[str, str] | None) -> ConfigError:
+    """``exc`` prefixed with where its value came from: an override's origin stands for the key
+    (``--epochs: -1 is not allowed``), a file goes in front (``demo.yaml: training.lr: …``)."""
+    message, key = str(exc), exc.key or ""
+    origin = (blame or {}).get(key.split("[", 1)[0])
+    if origin == "override":
+        return ConfigError(f"override {message}", key=key)
+    if origin is not None:
+        rest = message[len(key) + 2:] if "[" not in key and message.startswith(f"{key}: ") else message
+        return ConfigError(f"{origin}: {rest}", key=key)
+    return ConfigError(f"{source}: {message}" if source else message, key=key)
 
 
 def _coerce(value: Any, tp: Any) -> Any:

@@ -1,7 +1,8 @@
 """What a valid experiment config is: the corpus's tasks and variants, and the rules the trainer and
 torchaudio's ConvTasNet impose, each broken rule a :class:`ConfigError` naming the key and the fix.
 
-Apart from :mod:`polsess.config` (which loads and merges) so that the rules read as one list.
+Apart from :mod:`polsess.config` (which loads and merges) so that the rules read as one list; the
+config's shape is :mod:`polsess.config_schema`, which both import (neither imports the other).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .config import Config
+    from .config_schema import Config
 
 TASKS = ("ES", "EB", "SB")
 INDOOR_VARIANTS = ("SER", "SR", "ER", "R", "C")
@@ -19,7 +20,14 @@ ALL_VARIANTS = ("SER", "SR", "ER", "R", "SE", "S", "E", "C")
 
 
 class ConfigError(ValueError):
-    """A configuration problem the user can fix; the message names the key and the fix."""
+    """A configuration problem the user can fix; the message names the key and the fix.
+
+    ``key`` is the config path (or name) the message is about, when there is one, so that a caller
+    can say where the bad value came from (a file, ``--set``, a flag)."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 def validate(cfg: Config) -> None:
@@ -79,7 +87,10 @@ def validate(cfg: Config) -> None:
 
 def _check(ok: bool, key: str, value: Any, fix: str) -> None:
     if not ok:
-        raise ConfigError(f"{key}: {value!r} is not allowed; {fix}")
+        shown = repr(value)
+        if len(shown) > 200:  # a list of 10⁵ variants from a YAML alias is not worth a screenful
+            shown = f"{shown[:150]} … {shown[-20:]}"
+        raise ConfigError(f"{key}: {shown} is not allowed; {fix}", key=key)
 
 
 def _check_variants(key: str, variants: list[str]) -> None:

@@ -1,9 +1,11 @@
 """PolSESS as a map-style dataset for torch's DataLoader, with the research code's MM-IPC rules.
 
-Every component of a PolSESS mixture is stored on its own, so an input with less background is
-made by subtracting parts from the mix file (``docs/polsess-format.md``). The rules, and the
-deterministic per-row variant choice in val/test, are kept exactly as in the research code because
-published numbers depend on them. Train-time randomness comes from ``(seed, epoch, index)`` alone,
+Every component of a PolSESS mixture is stored on its own (clean/, scene/, event/, and for indoor
+rows sp1_reverb/, sp2_reverb/, ev_reverb/ beside mix/, with mix = their sum to a few 16-bit LSB), so
+an input with less background is made by subtracting parts from the mix file. The rules
+(:mod:`polsess.variants`), and the deterministic per-row variant choice in val/test
+(``random.Random(index)`` over the variants the row fits), are kept exactly as in the research code
+because published numbers depend on them. Train-time randomness comes from ``(seed, epoch, index)`` alone,
 so a resumed run sees the same items and the number of DataLoader workers does not matter.
 
 torch is imported only when an item is read: the tuning driver checks a corpus before starting Ray

@@ -24,14 +24,14 @@ def evaluate(trainer: Trainer, subset: str = "test", max_samples: int | None = N
     subset. Whole files are scored (no cropping). ``n`` is the number of rows scored.
     """
     ds = make_dataset(trainer.cfg, subset, None, max_samples, whole_files=True)
-    scores, improvements = trainer._scores(ds)
+    scores, improvements = trainer.scores(ds)
     variants = trainer.cfg.training.validation_variants
     protocol = make_dataset(trainer.cfg, subset, variants, max_samples, whole_files=True)
     out: dict[str, Any] = {
         "subset": subset,
         "task": trainer.cfg.data.task,
         "overall": _summary(scores, improvements),
-        "validation": {**_summary(*trainer._scores(protocol)), "validation_variants": variants},
+        "validation": {**_summary(*trainer.scores(protocol)), "validation_variants": variants},
         "variants": {},
     }
     for variant in ALL_VARIANTS:
@@ -39,7 +39,7 @@ def evaluate(trainer: Trainer, subset: str = "test", max_samples: int | None = N
         if not rows:
             continue
         ds.fixed_variant = variant
-        s, i = trainer._scores(Subset(ds, rows))
+        s, i = trainer.scores(Subset(ds, rows))
         out["variants"][variant] = _summary(s, i)
     ds.fixed_variant = None
     return out

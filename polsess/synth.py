@@ -1,9 +1,11 @@
 """Synthetic corpora in exactly the PolSESS layout, for the demo and the tests.
 
 No real PolSESS copy can be shipped (tens of GB), so everything that runs out of the box runs on a
-corpus made here. It follows ``docs/polsess-format.md`` to the letter (folders, 34 CSV columns,
-file naming, indoor/outdoor rows, the mix identity) so that the loader cannot tell it from the
-real thing. The sounds come from :mod:`polsess.synth_audio`.
+corpus made here. It follows the corpus's layout to the letter (a folder per subset with clean/,
+mix/, scene/, event/ and the three reverb folders; ``corpus_<root name>_<subset>_final.csv`` with the
+34 columns of the generator, reverb columns empty on outdoor rows; random 16-character file names, the
+mix named ``<s1>-<s2>-<scene>-<event>[-<r>].wav``; mix = the sum of its parts) so that the loader
+cannot tell it from the real thing. The sounds come from :mod:`polsess.synth_audio`.
 
 Every row is drawn from its own ``numpy.random.Generator`` seeded by ``(seed, subset, index)``:
 the same arguments give the same bytes, and a row does not change when the corpus grows.
@@ -17,6 +19,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,52 +85,96 @@ def is_indoor_row(seed: int, subset: str, index: int) -> bool:
     return (index % 2 == 0) == first
 
 
+@dataclass(frozen=True)
+class _Scene:
+    """What a row's first draws decide: the two speakers and their ratio, the scene and the event and
+    their levels, the mix's level."""
+
+    sp1: Speaker
+    sp2: Speaker
+    ssr: float  # speaker-to-speaker ratio, dB
+    scene_db: float
+    scene_cls: str
+    scene_kind: str  # the synthetic sound behind the scene class (hum, babble, ...)
+    event_cls: str
+    event_db: float
+    level_db: float
+
+
 def make_row(seed: int, subset: str, index: int, sample_rate: int, seconds: float,
              pool: tuple[Speaker, ...] | None = None
              ) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, str]]:
-    """One corpus row: its CSV record, its parts as int16 arrays and their file names, by component."""
+    """One corpus row: its CSV record, its parts as int16 arrays and their file names, by component.
+
+    The row's generator is drawn from in one fixed order (the bytes depend on it): the scene, the dry
+    parts, the reverb (indoor rows), the file names, then the provenance columns of the record."""
     sr, n = sample_rate, round(seconds * sample_rate)
     pool = speaker_pool(seed) if pool is None else pool
     rng = np.random.default_rng([seed, _SUBSET_CODE[subset], index])
     indoor = is_indoor_row(seed, subset, index)
+    scene = _draw_scene(rng, pool, indoor)
+    parts, speech_rms, event_span = _dry_parts(rng, scene, n, sr)
+    reverb: dict[str, Any] = dict.fromkeys(REVERB_PARAM_COLUMNS, np.nan)
+    if indoor:
+        reverb = _add_reverb(rng, parts, n, sr)
+    q, gain = _mix_down(parts, scene.level_db, speech_rms)
+    files = _file_names(rng, indoor)
+    record = _record(rng, subset, seconds, sr, scene, files, (speech_rms, gain), event_span)
+    return {**record, **reverb}, q, files
+
+
+def _draw_scene(rng: np.random.Generator, pool: tuple[Speaker, ...], indoor: bool) -> _Scene:
     sp1, sp2 = (pool[i] for i in rng.choice(len(pool), 2, replace=False))
     ssr = round(float(rng.uniform(-5.0, 5.0)), 2)
     scene_db = round(float(rng.uniform(0.0, 14.0)), 2)
     scenes = INDOOR_SCENES if indoor else OUTDOOR_SCENES
     scene_cls = str(rng.choice(list(scenes)))
     event_cls = str(rng.choice(EVENT_CLASSES))
-    event_db = rng.uniform(-8.0, 2.0)
-    level_db = rng.uniform(-28.0, -20.0)
+    event_db, level_db = rng.uniform(-8.0, 2.0), rng.uniform(-28.0, -20.0)
+    return _Scene(sp1, sp2, ssr, scene_db, scene_cls, scenes[scene_cls], event_cls, event_db, level_db)
 
-    s1 = speech(rng, sp1, n, sr)
-    s2 = speech(rng, sp2, n, sr) * 10 ** (-ssr / 20)
+
+def _dry_parts(rng: np.random.Generator, scene: _Scene, n: int, sr: int
+               ) -> tuple[dict[str, np.ndarray], float, tuple[int, int]]:
+    """The two speakers, the scene and the event as float arrays (the scene and the event set against
+    the speech level), the speech level, and the event's (start, end) in samples."""
+    s1 = speech(rng, scene.sp1, n, sr)
+    s2 = speech(rng, scene.sp2, n, sr) * 10 ** (-scene.ssr / 20)
     speech_rms = rms(s1 + s2)
-    scene_raw = scene_sound(rng, scenes[scene_cls], n, sr)
-    scene = scene_raw * speech_rms * 10 ** (-scene_db / 20)
-    event_raw, ev_start, ev_end = event_sound(rng, event_cls, n, sr)
-    event = event_raw * speech_rms * 10 ** (event_db / 20)
-    parts = {"speaker1": s1, "speaker2": s2, "scene": scene, "event": event}
-    reverb: dict[str, Any] = dict.fromkeys(REVERB_PARAM_COLUMNS, np.nan)
-    if indoor:
-        rt60 = float(rng.uniform(0.2, 0.8))
-        pre = np.round(rng.uniform(5.0, 40.0, 3), 1)
-        reverb = {
-            "preDelayForEvent": pre[2], "preDelay1": pre[0], "preDelay2": pre[1],
-            "highCut": round(float(rng.uniform(2500.0, 8000.0)), 1),
-            "diffusion": round(float(rng.uniform(0.4, 1.0)), 3),
-            "decay": round(rt60, 3),
-            "freqDamp": round(float(rng.uniform(0.1, 0.9)), 3),
-        }
-        h = reverb_tails(rng, n, sr, reverb["decay"], pre, reverb["highCut"], reverb["diffusion"],
-                          reverb["freqDamp"])
-        wet = fft_convolve(np.stack([s1, s2, event]), h, n)
-        # Direct-to-reverberant ratio 3..12 dB, as a plug-in reverb's wet mix would set it.
-        drr_db = rng.uniform(3.0, 12.0)
-        dry_rms = np.sqrt(np.mean(np.stack([s1, s2, event]) ** 2, axis=1, keepdims=True)) + 1e-12
-        wet_rms = np.sqrt(np.mean(wet**2, axis=1, keepdims=True)) + 1e-12
-        wet = wet * (dry_rms / wet_rms) * 10 ** (-drr_db / 20)
-        parts.update(sp1_reverb=wet[0], sp2_reverb=wet[1], ev_reverb=wet[2])
+    background = scene_sound(rng, scene.scene_kind, n, sr) * speech_rms * 10 ** (-scene.scene_db / 20)
+    event_raw, ev_start, ev_end = event_sound(rng, scene.event_cls, n, sr)
+    event = event_raw * speech_rms * 10 ** (scene.event_db / 20)
+    return {"speaker1": s1, "speaker2": s2, "scene": background, "event": event}, speech_rms, (ev_start, ev_end)
 
+
+def _add_reverb(rng: np.random.Generator, parts: dict[str, np.ndarray], n: int, sr: int) -> dict[str, Any]:
+    """An indoor row's reverberant copies of both speakers and the event (added to ``parts``), and the
+    reverb's parameters as the record's columns."""
+    rt60 = float(rng.uniform(0.2, 0.8))
+    pre = np.round(rng.uniform(5.0, 40.0, 3), 1)
+    reverb = {
+        "preDelayForEvent": pre[2], "preDelay1": pre[0], "preDelay2": pre[1],
+        "highCut": round(float(rng.uniform(2500.0, 8000.0)), 1),
+        "diffusion": round(float(rng.uniform(0.4, 1.0)), 3),
+        "decay": round(rt60, 3),
+        "freqDamp": round(float(rng.uniform(0.1, 0.9)), 3),
+    }
+    h = reverb_tails(rng, n, sr, reverb["decay"], pre, reverb["highCut"], reverb["diffusion"], reverb["freqDamp"])
+    dry = np.stack([parts["speaker1"], parts["speaker2"], parts["event"]])
+    wet = fft_convolve(dry, h, n)
+    # Direct-to-reverberant ratio 3..12 dB, as a plug-in reverb's wet mix would set it.
+    drr_db = rng.uniform(3.0, 12.0)
+    dry_rms = np.sqrt(np.mean(dry**2, axis=1, keepdims=True)) + 1e-12
+    wet_rms = np.sqrt(np.mean(wet**2, axis=1, keepdims=True)) + 1e-12
+    wet = wet * (dry_rms / wet_rms) * 10 ** (-drr_db / 20)
+    parts.update(sp1_reverb=wet[0], sp2_reverb=wet[1], ev_reverb=wet[2])
+    return reverb
+
+
+def _mix_down(parts: dict[str, np.ndarray], level_db: float, speech_rms: float
+              ) -> tuple[dict[str, np.ndarray], float]:
+    """Every part scaled to the row's level (peak below 0.9) and quantised, and the mix as their exact
+    int16 sum; returns the arrays and the gain applied."""
     gain = 10 ** (level_db / 20) / speech_rms
     peak = np.max(np.abs(sum(parts.values()))) * gain
     if peak > _PEAK:
@@ -137,43 +184,50 @@ def make_row(seed: int, subset: str, index: int, sample_rate: int, seconds: floa
     if np.abs(mix).max() > 32767:  # pragma: no cover - the 0.9 peak leaves ~3000 LSB of headroom
         raise AssertionError("mix would clip")
     q["mix"] = mix.astype(np.int16)
+    return q, gain
 
+
+def _file_names(rng: np.random.Generator, indoor: bool) -> dict[str, str]:
+    """Random 16-character names; the mix is ``<s1>-<s2>-<scene>-<event>[-<r>].wav``."""
     names = {k: _name(rng) for k in ("speaker1", "speaker2", "scene", "event")}
     r = _name(rng) if indoor else None
     mix_name = "-".join([names["speaker1"], names["speaker2"], names["scene"], names["event"]] + ([r] if r else []))
-    files = {
-        "speaker1": names["speaker1"] + ".wav", "speaker2": names["speaker2"] + ".wav",
-        "scene": names["scene"] + ".wav", "event": names["event"] + ".wav", "mix": mix_name + ".wav",
-    }
+    files = {k: f"{v}.wav" for k, v in names.items()} | {"mix": mix_name + ".wav"}
     if r:
         files.update(sp1_reverb=f"sp1_{r}.wav", sp2_reverb=f"sp2_{r}.wav", ev_reverb=f"ev_{r}.wav")
+    return files
+
+
+def _record(rng: np.random.Generator, subset: str, seconds: float, sr: int, scene: _Scene,
+            files: dict[str, str], levels: tuple[float, float], event_span: tuple[int, int]) -> dict[str, Any]:
+    """The row's CSV columns but the reverb's; the source-file columns are drawn (the generator's
+    provenance, which nothing reads back). ``levels``: (the dry speech RMS, the mix-down gain)."""
     s1_start, s2_start = rng.uniform(0.0, 20.0, 2)
     sc_start = rng.uniform(0.0, 60.0)
     utt = rng.integers(0, 1000, 2)
-    scene_gain = speech_rms * 10 ** (-scene_db / 20) * gain
-    record = {
+    sp1, sp2, scene_cls, event_cls = scene.sp1, scene.sp2, scene.scene_cls, scene.event_cls
+    speech_rms, gain = levels
+    return {
         "subset": subset,
         "speech1OryginalPath": f"speech/spk{sp1.index:02d}/spk{sp1.index:02d}_utt{utt[0]:04d}.wav",
         "speech1Start": round(float(s1_start), 3), "speech1End": round(float(s1_start) + seconds, 3),
         "speech2OryginalPath": f"speech/spk{sp2.index:02d}/spk{sp2.index:02d}_utt{utt[1]:04d}.wav",
         "speech2Start": round(float(s2_start), 3), "speech2End": round(float(s2_start) + seconds, 3),
-        "SSR": ssr,
+        "SSR": scene.ssr,
         "sceneOryginalPath": f"scenes/{scene_cls}/{scene_cls}_{int(rng.integers(0, 100)):03d}.wav",
         "sceneStart": round(float(sc_start), 3), "sceneEnd": round(float(sc_start) + seconds, 3),
-        "sceneRandomDB": scene_db,
+        "sceneRandomDB": scene.scene_db,
         "sceneOffsetDB": round(20 * np.log10(speech_rms * gain), 2),  # the speech level the scene is set against
-        "sceneVolumeGain": round(float(scene_gain), 6),
+        "sceneVolumeGain": round(float(speech_rms * 10 ** (-scene.scene_db / 20) * gain), 6),
         "eventOryginalPath": f"events/{event_cls}/{event_cls}_{int(rng.integers(0, 100)):03d}.wav",
-        "eventStart": round(ev_start / sr, 3), "eventEnd": round(ev_end / sr, 3),
+        "eventStart": round(event_span[0] / sr, 3), "eventEnd": round(event_span[1] / sr, 3),
         "speaker1File": files["speaker1"], "speaker2File": files["speaker2"],
         "eventFile": files["event"], "sceneFile": files["scene"],
         "reverbForSpeaker1": files.get("sp1_reverb", np.nan),
         "reverbForSpeaker2": files.get("sp2_reverb", np.nan),
         "reverbForEvent": files.get("ev_reverb", np.nan),
         "mixFile": files["mix"], "sceneClass": scene_cls, "eventClass": event_cls,
-        **reverb,
     }
-    return record, q, files
 
 
 _FOLDER = {"speaker1": "clean", "speaker2": "clean", "scene": "scene", "event": "event", "mix": "mix",

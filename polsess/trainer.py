@@ -222,11 +222,13 @@ class Trainer:
     @torch.no_grad()
     def validate(self, dataset: torch.utils.data.Dataset | None = None) -> tuple[float, float]:
         """Mean (SI-SDR, SI-SDRi) in dB over ``dataset`` (default: the validation split)."""
-        scores, improvements = self._scores(self.val_set if dataset is None else dataset)
+        scores, improvements = self.scores(self.val_set if dataset is None else dataset)
         return float(np.mean(scores)), float(np.mean(improvements))
 
     @torch.no_grad()
-    def _scores(self, dataset: torch.utils.data.Dataset) -> tuple[list[float], list[float]]:
+    def scores(self, dataset: torch.utils.data.Dataset) -> tuple[list[float], list[float]]:
+        """SI-SDR and SI-SDRi in dB of every item of ``dataset``, in its order (what :func:`validate`
+        averages, and what ``polsess.evaluate`` summarises per variant)."""
         self.model.eval()
         scores: list[float] = []
         improvements: list[float] = []
@@ -308,9 +310,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: no such checkpoint")
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
+    # Broad on purpose: a cut or garbled file fails torch.load in many ways (measured on flipped bytes and cut
+    # files: RuntimeError, OSError, UnicodeDecodeError, UnpicklingError, EOFError, even MemoryError), and
+    # resume relies on every one being a ConfigError to fall back to an older checkpoint. The cause is kept.
     except Exception as exc:
         raise ConfigError(f"{path}: not a polsess-tune checkpoint ({type(exc).__name__}); pass a last.pt or "
-                          "best.pt written by `polsess-tune train`") from None
+                          "best.pt written by `polsess-tune train`") from exc
     if not isinstance(state, dict) or "flat_config" not in state or "model" not in state:
         raise ConfigError(f"{path}: not a polsess-tune checkpoint; pass a last.pt or best.pt written by "
                           "`polsess-tune train`")

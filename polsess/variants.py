@@ -1,5 +1,11 @@
-"""The MM-IPC variant rules of PolSESS (``docs/polsess-format.md``), exactly as the research code has
-them: which variants a row can take, what a variant subtracts from the mix, what the task's target is.
+"""The MM-IPC variant rules of PolSESS, exactly as the research code has them: which variants a row
+can take, what a variant subtracts from the mix, what the task's target is.
+
+A variant's letters name what the input KEEPS (S scene, E event, R reverb; C clean keeps none):
+indoor rows (reverb columns filled) take SER, SR, ER, R, C; outdoor rows (reverb columns empty) take
+SE, S, E, C. Scene not kept: subtract scene. Event not kept: subtract event and, indoor, ev_reverb.
+C on an indoor row: also subtract sp1_reverb and sp2_reverb. Task ES: subtract speaker2, and on an
+indoor row its sp2_reverb too.
 """
 
 from __future__ import annotations

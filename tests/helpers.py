@@ -6,6 +6,10 @@ import it by one name.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -24,11 +28,43 @@ def skip_without_shared() -> None:
 
 
 DEMO_ROWS = {"train": 16, "val": 8, "test": 8}
-TINY_MODEL = ["--set", "N=16", "--set", "B=8", "--set", "H=16", "--set", "X=2", "--set", "R=1",
-              "--set", "batch_size=4", "--set", "segment_seconds=0.25", "--set", "num_workers=0"]
+# The model and data sizes every search in the tests trains with: a trial-epoch takes about a second.
+TINY_SETS: dict[str, object] = {"N": 16, "B": 8, "H": 16, "X": 2, "R": 1, "batch_size": 4, "segment_seconds": 0.25,
+                                "num_workers": 0}
+
+
+def tiny(epochs: int | None = None, **changes: object) -> list[str]:
+    """``--set`` arguments for :data:`TINY_SETS`, plus ``num_epochs`` when given; ``changes`` add or
+    replace keys, and a key set to None is left out (a key the test's sweep searches)."""
+    sets = {**TINY_SETS, **({"num_epochs": epochs} if epochs is not None else {}), **changes}
+    return [arg for key, value in sets.items() if value is not None for arg in ("--set", f"{key}={value}")]
+
+
+TINY_MODEL = tiny()
 SEARCH_EPOCHS = 4
 # Secrets in the driver's environment: the search must keep them out of every file and the console.
 SECRET_ENV = {"WANDB_API_KEY": "sk-test-0123456789abcdef", "MY_SERVICE_TOKEN": "tok-fedcba9876543210"}
+
+
+def _child_env(env: Mapping[str, str] | None, base: Mapping[str, str] | None) -> dict[str, str]:
+    return {**(os.environ if base is None else base), "PYTHONUNBUFFERED": "1", **(env or {})}
+
+
+def polsess_tune(*args: str | Path, env: Mapping[str, str] | None = None, base: Mapping[str, str] | None = None,
+                 cwd: Path = REPO, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``polsess-tune ARGS`` (as ``python -m tune_app.cli``) in a process of its own, stdout and stderr
+    captured as text. Its environment: ``base`` (default: this process's), unbuffered, ``env`` on top."""
+    return subprocess.run([sys.executable, "-m", "tune_app.cli", *map(str, args)], cwd=cwd, env=_child_env(env, base),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def start_polsess_tune(args: list[str], log: Path, env: Mapping[str, str] | None = None,
+                       base: Mapping[str, str] | None = None, cwd: Path = REPO) -> subprocess.Popen:
+    """``polsess-tune ARGS`` started in a session of its own (``processes.kill_session`` ends exactly it
+    and the Ray processes it starts), stdout and stderr into ``log``; the environment as :func:`polsess_tune`."""
+    return subprocess.Popen([sys.executable, "-m", "tune_app.cli", *map(str, args)], cwd=cwd,
+                            env=_child_env(env, base), stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
 
 
 def assert_warm_points_inside(ws, spec) -> None:
@@ -67,7 +103,8 @@ def assert_study_agrees(folder: Path, statuses: bool = True) -> None:
     assert not [t.number for t in trials if t.state == TrialState.RUNNING]
     if statuses:
         by_id = {t.user_attrs["ray_trial_id"]: t.state for t in trials}
-        want = {"COMPLETED": TrialState.COMPLETE, "EARLY_STOPPED": TrialState.PRUNED, "ERROR": TrialState.FAIL}
+        want = {"COMPLETED": TrialState.COMPLETE, "EARLY_STOPPED": TrialState.PRUNED, "ERROR": TrialState.FAIL,
+                "BUDGET_CUT": TrialState.PRUNED, "NOT_STARTED": TrialState.FAIL}
         got = {t.trial_id: by_id[t.trial_id].name for t in exp.trials}
         expected = {t.trial_id: want[t.status].name for t in exp.trials}
         assert got == expected, f"study states {got}, results {expected}"

@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from helpers import REPO, assert_study_agrees
+from helpers import assert_study_agrees, polsess_tune, start_polsess_tune, tiny
 from processes import kill_session, wait_for
 
 from tune_app.experiment.results import load_experiment
 
 EPOCHS = 3
-TINY = ["--set", "N=16", "--set", "B=8", "--set", "H=16", "--set", "X=2", "--set", "R=1",
-        "--set", "batch_size=4", "--set", "segment_seconds=0.25", "--set", "num_workers=0",
-        "--set", f"num_epochs={EPOCHS}", "--grace-period", "1", "--reduction-factor", "2"]
-
-
-def _start(args: list[str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tune_app.cli", *args], cwd=REPO,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                            stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+TINY = [*tiny(EPOCHS), "--grace-period", "1", "--reduction-factor", "2"]
 
 
 def _spent(folder: Path) -> int:
@@ -35,8 +24,9 @@ def test_a_budget_keeps_proposing_trials_until_it_is_spent(demo_corpus, tmp_path
     at the budget (exit 0), not at a trial count."""
     budget = 9
     log = tmp_path / "run.log"
-    proc = _start(["run", "--data-root", str(demo_corpus), "--storage", str(tmp_path), "--name", "b",
-                   "--budget-epochs", str(budget), "--max-concurrent", "2", "--wandb", "disabled", *TINY], log)
+    proc = start_polsess_tune(["run", "--data-root", str(demo_corpus), "--storage", str(tmp_path), "--name", "b",
+                               "--budget-epochs", str(budget), "--max-concurrent", "2", "--wandb", "disabled", *TINY],
+                              log)
     assert proc.wait(timeout=600) == 0, log.read_text()[-3000:]
     out = log.read_text()
     exp = load_experiment(tmp_path / "b")
@@ -48,8 +38,7 @@ def test_a_budget_keeps_proposing_trials_until_it_is_spent(demo_corpus, tmp_path
     assert json.loads((tmp_path / "b" / "search.json").read_text())["budget_epochs"] == budget
     assert (tmp_path / "b" / "best_config.yaml").exists()
     assert_study_agrees(tmp_path / "b", statuses=False)
-    again = subprocess.run([sys.executable, "-m", "tune_app.cli", "resume", str(tmp_path / "b")], cwd=REPO,
-                           capture_output=True, text=True, timeout=300)
+    again = polsess_tune("resume", str(tmp_path / "b"), timeout=300)
     assert again.returncode == 0 and "nothing to resume" in again.stdout, again.stdout + again.stderr
 
 
@@ -57,16 +46,16 @@ def test_a_budget_search_killed_and_resumed_spends_its_budget_once(demo_corpus, 
     """The resumed driver counts the epochs trained before the kill from the trials' files."""
     budget = 10
     folder = tmp_path / "k"
-    proc = _start(["run", "--data-root", str(demo_corpus), "--storage", str(tmp_path), "--name", "k",
-                   "--budget-epochs", str(budget), "--max-concurrent", "2", "--wandb", "disabled", *TINY],
-                  tmp_path / "run.log")
+    proc = start_polsess_tune(["run", "--data-root", str(demo_corpus), "--storage", str(tmp_path), "--name", "k",
+                               "--budget-epochs", str(budget), "--max-concurrent", "2", "--wandb", "disabled", *TINY],
+                              tmp_path / "run.log")
     sessions = [proc.pid]
     try:
         wait_for(lambda: _spent(folder) >= 4 or proc.poll() is not None, 300, "4 trial-epochs")
         assert proc.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
         kill_session(proc.pid)
         proc.wait()
-        resume = _start(["resume", str(folder)], tmp_path / "resume.log")
+        resume = start_polsess_tune(["resume", str(folder)], tmp_path / "resume.log")
         sessions.append(resume.pid)
         assert resume.wait(timeout=600) == 0, (tmp_path / "resume.log").read_text()[-3000:]
     finally:

@@ -7,16 +7,16 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
+import helpers
 import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
 import torch
 import yaml
-from helpers import REPO
+from helpers import REPO, tiny
 
 from polsess.config import config_from_flat, load_config, save_config
 from polsess.data import PolSESSDataset
@@ -27,17 +27,14 @@ DEMO_CONFIG = REPO / "configs" / "demo.yaml"
 METRIC_KEYS = ["epoch", "train_sisdr", "val_sisdr", "val_sisdri", "best_val_sisdr", "lr"]
 ALL_VARIANTS = {"SER", "SR", "ER", "R", "SE", "S", "E", "C"}
 # Short names on purpose: the CLI resolves them like the sweep files do.
-TINY_SETS = {"N": 16, "B": 8, "H": 16, "X": 2, "R": 1, "batch_size": 4, "segment_seconds": 0.25,
-             "train_max_samples": 8, "val_max_samples": 4, "num_workers": 0}
-TINY = [arg for key, value in TINY_SETS.items() for arg in ("--set", f"{key}={value}")]
+TINY_SETS = {**helpers.TINY_SETS, "train_max_samples": 8, "val_max_samples": 4}
+TINY = tiny(train_max_samples=8, val_max_samples=4)
 
 
 def polsess_tune(*args: str | Path, cache: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    child_env = {k: v for k, v in os.environ.items() if k != "POLSESS_DATA_ROOT"}
-    child_env["POLSESS_TUNE_CACHE"] = str(cache)
-    child_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "tune_app.cli", *map(str, args)], cwd=REPO, env=child_env,
-                          capture_output=True, text=True, timeout=300)
+    """The CLI (helpers.polsess_tune) with a cache of the test's own and no POLSESS_DATA_ROOT."""
+    base = {k: v for k, v in os.environ.items() if k != "POLSESS_DATA_ROOT"}
+    return helpers.polsess_tune(*args, base=base, env={"POLSESS_TUNE_CACHE": str(cache), **(env or {})}, timeout=300)
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:

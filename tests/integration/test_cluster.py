@@ -15,19 +15,17 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import REPO, polsess_tune, tiny
 from processes import kill_session, wait_for
 
 from tune_app.experiment.results import load_experiment
 from tune_app.ext.wandb_offline import find_offline_runs, metric_history
 
 RAY = str(Path(sys.executable).with_name("ray"))
-TINY = ["--set", "N=16", "--set", "B=8", "--set", "H=16", "--set", "X=2", "--set", "R=1",
-        "--set", "batch_size=4", "--set", "segment_seconds=0.25", "--set", "num_workers=0", "--set", "num_epochs=2"]
+TINY = tiny(2)
 
 
 def _free_port() -> int:
@@ -81,18 +79,13 @@ def cluster(tmp_path_factory, s3_server):
             _end_session(proc)
 
 
-def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tune_app.cli", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
-
-
 def test_run_on_an_attached_two_node_cluster(cluster, demo_corpus, tmp_path):
     address, token = cluster
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
     env["RAY_AUTH_TOKEN"] = token  # RAY_AUTH_MODE unset: the explicit address must still use the token
-    proc = _cli(["run", "--address", address, "--data-root", str(demo_corpus), "--storage", str(tmp_path),
-                 "--name", "on-cluster", "--num-samples", "2", "--max-concurrent", "2", "--cpus-per-trial", "1",
-                 "--wandb", "offline", *TINY], env)
+    proc = polsess_tune("run", "--address", address, "--data-root", str(demo_corpus), "--storage", str(tmp_path),
+                        "--name", "on-cluster", "--num-samples", "2", "--max-concurrent", "2", "--cpus-per-trial", "1",
+                        "--wandb", "offline", *TINY, base=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     exp = load_experiment(tmp_path / "on-cluster")
     assert len(exp.trials) == 2 and all(t.status in ("COMPLETED", "EARLY_STOPPED") for t in exp.trials)
@@ -111,8 +104,8 @@ def test_explicit_address_without_a_token_says_what_is_missing(cluster, demo_cor
     address, _ = cluster
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
     env["HOME"] = str(tmp_path)  # no ~/.ray/auth_token here
-    proc = _cli(["run", "--address", address, "--data-root", str(demo_corpus), "--storage", str(tmp_path),
-                 "--name", "no-token", "--num-samples", "1", "--wandb", "disabled", *TINY], env)
+    proc = polsess_tune("run", "--address", address, "--data-root", str(demo_corpus), "--storage", str(tmp_path),
+                        "--name", "no-token", "--num-samples", "1", "--wandb", "disabled", *TINY, base=env)
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: --address") and "RAY_AUTH_TOKEN" in last and "Traceback" not in proc.stderr
@@ -123,11 +116,11 @@ def test_addresses_that_cannot_work_are_refused_before_ray(demo_corpus, tmp_path
     for address, needle in ((f"127.0.0.1:{port}", "nothing answers there"),
                             ("ray://127.0.0.1:10001", "ray job submit"),
                             ("not-an-address", "expected auto or HOST:PORT")):
-        start = time.monotonic()
-        proc = _cli(["run", "--address", address, "--data-root", str(demo_corpus), "--storage", str(tmp_path),
-                     "--wandb", "disabled"], dict(os.environ))
+        proc = polsess_tune("run", "--address", address, "--data-root", str(demo_corpus), "--storage",
+                            str(tmp_path), "--wandb", "disabled")
+        # The needle is check_address's, which runs before ray.init: its line is the only output.
         assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
-        assert time.monotonic() - start < 30
+        assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and proc.stderr.startswith("error: --address")
 
 
 def test_a_search_on_two_nodes_stored_to_s3_resumes_after_sigkill_from_a_fresh_driver(
@@ -163,8 +156,7 @@ def test_a_search_on_two_nodes_stored_to_s3_resumes_after_sigkill_from_a_fresh_d
     finally:
         kill_session(proc.pid)  # the driver only: the cluster's nodes run on
     before = result_epochs(bucket_files(s3_server, "cluster/two-nodes"))
-    resumed = subprocess.run([sys.executable, "-m", "tune_app.cli", "resume", uri, "--address", address],
-                             cwd=tmp_path / "second", env=envs[1], capture_output=True, text=True, timeout=600)
+    resumed = polsess_tune("resume", uri, "--address", address, base=envs[1], cwd=tmp_path / "second", timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-4000:] + resumed.stderr[-3000:]
     files = bucket_files(s3_server, "cluster/two-nodes")
     after = result_epochs(files)

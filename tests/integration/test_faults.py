@@ -6,10 +6,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,19 +17,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from helpers import REPO, assert_study_agrees
+from helpers import REPO, TINY_MODEL, assert_study_agrees, polsess_tune, start_polsess_tune
 from processes import wait_for
 
 from tune_app.experiment.results import load_experiment
-
-TINY = ["--set", "N=16", "--set", "B=8", "--set", "H=16", "--set", "X=2", "--set", "R=1",
-        "--set", "batch_size=4", "--set", "segment_seconds=0.25", "--set", "num_workers=0"]
-
-
-def _start(args: list[str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tune_app.cli", *args], cwd=REPO,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=log.open("w"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _rows(result_file: Path) -> list[dict]:
@@ -53,10 +44,10 @@ def _trial_workers(sid: int) -> list[int]:
 
 
 def test_a_killed_worker_is_retried_from_its_checkpoint(demo_corpus, tmp_path):
-    proc = _start(["run", "--data-root", str(demo_corpus), "--storage", str(tmp_path), "--name", "crash",
-                   "--num-samples", "1", "--wandb", "disabled", "--max-failures", "2",
-                   "--set", "num_epochs=10", "--set", "segment_seconds=0.5", "--set", "batch_size=4"],
-                  tmp_path / "run.log")
+    proc = start_polsess_tune(["run", "--data-root", str(demo_corpus), "--storage", str(tmp_path), "--name", "crash",
+                               "--num-samples", "1", "--wandb", "disabled", "--max-failures", "2",
+                               "--set", "num_epochs=10", "--set", "segment_seconds=0.5", "--set", "batch_size=4"],
+                              tmp_path / "run.log")
     try:
         deadline = time.monotonic() + 300
         # Checkpoints reach storage when reported (result.json only at the next sync): wait for epoch 2's.
@@ -91,12 +82,9 @@ def test_a_nan_loss_ends_one_trial_with_its_reason_and_the_search_goes_on(demo_c
         f"parameters:\n  config: {{value: {REPO / 'configs/demo.yaml'}}}\n"
         "  max_bad_batches: {values: [1, 1000]}\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "tune_app.cli", "run", "--space", str(space), "--data-root", str(corpus),
-         "--storage", str(tmp_path), "--name", "nan", "--max-concurrent", "2", "--wandb", "disabled",
-         "--max-failures", "0", "--set", "num_epochs=2", *TINY],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-    )
+    proc = polsess_tune("run", "--space", str(space), "--data-root", str(corpus), "--storage", str(tmp_path),
+                        "--name", "nan", "--max-concurrent", "2", "--wandb", "disabled", "--max-failures", "0",
+                        "--set", "num_epochs=2", *TINY_MODEL, timeout=600)
     assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]  # a trial errored: the search says so
     exp = load_experiment(tmp_path / "nan")
     by_limit = {t.config["training"]["max_bad_batches"]: t for t in exp.trials}
@@ -112,8 +100,7 @@ def test_a_nan_loss_ends_one_trial_with_its_reason_and_the_search_goes_on(demo_c
     # Errored trials are the user's call on resume: --restart-errored runs them again from scratch
     # (a new trial id); the completed trial is left as it was.
     done_before = (by_limit[1000].path / "result.json").read_bytes()
-    again = subprocess.run([sys.executable, "-m", "tune_app.cli", "resume", str(tmp_path / "nan"), "--restart-errored"],
-                           cwd=REPO, capture_output=True, text=True, timeout=600)
+    again = polsess_tune("resume", str(tmp_path / "nan"), "--restart-errored", timeout=600)
     assert again.returncode == 1, again.stdout[-3000:] + again.stderr[-3000:]
     after = {t.trial_id: t for t in load_experiment(tmp_path / "nan").trials}
     assert by_limit[1].trial_id not in after and len(after) == 2
@@ -134,12 +121,10 @@ def _poisoned_copy(demo_corpus: Path, tmp_path: Path) -> Path:
 
 def _run_on(corpus: Path, tmp_path: Path, name: str, samples: int, max_failures: int) -> subprocess.CompletedProcess:
     """A 2-epoch search of the tiny model, 2 trials at a time, W&B off, one NaN batch ends a trial."""
-    return subprocess.run(
-        [sys.executable, "-m", "tune_app.cli", "run", "--data-root", str(corpus), "--storage", str(tmp_path),
-         "--name", name, "--num-samples", str(samples), "--max-concurrent", "2", "--wandb", "disabled",
-         "--max-failures", str(max_failures), "--set", "num_epochs=2", "--set", "max_bad_batches=1", *TINY],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-    )
+    return polsess_tune("run", "--data-root", str(corpus), "--storage", str(tmp_path), "--name", name,
+                        "--num-samples", str(samples), "--max-concurrent", "2", "--wandb", "disabled",
+                        "--max-failures", str(max_failures), "--set", "num_epochs=2", "--set", "max_bad_batches=1",
+                        *TINY_MODEL, timeout=600)
 
 
 def test_a_search_whose_every_trial_errors_exits_1_and_exports_nothing(demo_corpus, tmp_path):
@@ -148,8 +133,7 @@ def test_a_search_whose_every_trial_errors_exits_1_and_exports_nothing(demo_corp
     assert "search failed: 2 of 2 trials errored, all with TrainingDiverged: loss was NaN/Inf" in proc.stdout
     assert "no trial finished with a score: no best config exported" in proc.stdout
     assert not (tmp_path / "failed" / "best_config.yaml").exists()
-    export = subprocess.run([sys.executable, "-m", "tune_app.cli", "results", str(tmp_path / "failed"),
-                             "--export-best", str(tmp_path / "best.yaml")], cwd=REPO, capture_output=True, text=True)
+    export = polsess_tune("results", str(tmp_path / "failed"), "--export-best", str(tmp_path / "best.yaml"))
     assert export.returncode == 2 and "every trial errored; nothing to export" in export.stderr
 
 
@@ -178,8 +162,7 @@ def test_restart_errored_after_the_cause_is_fixed_finishes_the_search(demo_corpu
     assert first.returncode == 1, first.stdout[-3000:] + first.stderr[-3000:]
     shutil.rmtree(corpus)
     shutil.copytree(demo_corpus, corpus)  # the data is fixed
-    again = subprocess.run([sys.executable, "-m", "tune_app.cli", "resume", str(tmp_path / "fixed"),
-                            "--restart-errored"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    again = polsess_tune("resume", str(tmp_path / "fixed"), "--restart-errored", timeout=600)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "KeyError" not in again.stdout + again.stderr
     exp = load_experiment(tmp_path / "fixed")
@@ -195,17 +178,15 @@ def test_a_full_disk_under_storage_is_one_error_line_and_resume_finishes_once_th
         pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.decode().strip()})")
     try:
         args = ["--num-samples", "4", "--max-concurrent", "2", "--wandb", "disabled", "--max-failures", "0",
-                "--set", "num_epochs=6", *TINY]
-        proc = subprocess.run([sys.executable, "-m", "tune_app.cli", "run", "--data-root", str(demo_corpus),
-                               "--storage", str(small), "--name", "full", *args],
-                              cwd=REPO, capture_output=True, text=True, timeout=600)
+                "--set", "num_epochs=6", *TINY_MODEL]
+        proc = polsess_tune("run", "--data-root", str(demo_corpus), "--storage", str(small), "--name", "full", *args,
+                            timeout=600)
         assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-3000:]
         last = proc.stderr.strip().splitlines()[-1]
-        assert last == f"error: no space left under {small}; free space there and resume with " \
-                       f"`polsess-tune resume {small / 'full'}`", last
+        assert re.fullmatch(rf"error: --storage {re.escape(str(small))}: disk full \(\d+\.\d MB free\); free space and "
+                            rf"run polsess-tune resume {re.escape(str(small / 'full'))}", last), last
         subprocess.run(["mount", "-o", "remount,size=64m", str(small)], check=True)  # space freed
-        again = subprocess.run([sys.executable, "-m", "tune_app.cli", "resume", str(small / "full")],
-                               cwd=REPO, capture_output=True, text=True, timeout=600)
+        again = polsess_tune("resume", str(small / "full"), timeout=600)
         assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
         exp = load_experiment(small / "full")
         assert len(exp.trials) == 4 and all(t.status in ("COMPLETED", "EARLY_STOPPED") for t in exp.trials)

@@ -10,7 +10,6 @@ period of all 3 epochs: every trial completes, so Optuna's views always have the
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import REPO, assert_study_agrees
+from helpers import assert_study_agrees, polsess_tune, tiny
 from processes import kill_session, wait_for
 
 from tune_app.experiment import pareto
@@ -29,14 +28,8 @@ from tune_app.experiment.study_plots import CONTOUR_PNG, PARALLEL_PNG, SLICE_PNG
 from tune_app.ext.wandb_offline import find_offline_runs, metric_history
 from tune_app.names import COST_METRICS, FINISHED
 
-SMALL = ["--set", "H=16", "--set", "X=2", "--set", "R=1", "--set", "batch_size=4", "--set", "segment_seconds=0.25",
-         "--set", "num_workers=0", "--set", "num_epochs=3"]
+SMALL = tiny(3, N=None, B=None)  # N and B are searched
 SAMPLES = 6
-
-
-def polsess_tune(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tune_app.cli", *args], cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"}, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,11 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from helpers import REPO, assert_study_agrees
+from helpers import assert_study_agrees, polsess_tune, start_polsess_tune, tiny
 from processes import kill_session, wait_for
 
 from tune_app.experiment.results import load_experiment
@@ -26,9 +24,7 @@ from tune_app.ext.wandb_offline import find_offline_runs, metric_history
 
 EPOCHS = 4
 SAMPLES = 4
-TINY = ["--set", "N=16", "--set", "B=8", "--set", "H=16", "--set", "X=2", "--set", "R=1",
-        "--set", "batch_size=4", "--set", "segment_seconds=0.25", "--set", "num_workers=0",
-        "--set", f"num_epochs={EPOCHS}"]
+TINY = tiny(EPOCHS)
 
 
 def _epochs(folder: Path) -> dict[str, list[int]]:
@@ -47,19 +43,14 @@ def _epoch_iterations(folder: Path) -> dict[str, list[tuple[int, int]]]:
     return out
 
 
-def _start(args: list[str], log: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "tune_app.cli", *args], cwd=REPO, env=env,
-                            stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
-
-
 @pytest.fixture
 def started(demo_corpus: Path, tmp_path: Path):
     storage = tmp_path / "runs"
     folder = storage / "interrupted"
-    proc = _start(["run", "--data-root", str(demo_corpus), "--storage", str(storage), "--name", "interrupted",
-                   "--num-samples", str(SAMPLES), "--max-concurrent", "2", "--wandb", "offline",
-                   "--grace-period", "2", "--reduction-factor", "2", *TINY], tmp_path / "run.log")
+    proc = start_polsess_tune(["run", "--data-root", str(demo_corpus), "--storage", str(storage), "--name",
+                               "interrupted", "--num-samples", str(SAMPLES), "--max-concurrent", "2", "--wandb",
+                               "offline", "--grace-period", "2", "--reduction-factor", "2", *TINY],
+                              tmp_path / "run.log")
     sessions = [proc.pid]
     yield proc, folder, tmp_path, sessions
     for sid in sessions:
@@ -72,7 +63,7 @@ def _interrupted_mid_search(folder: Path) -> bool:
 
 
 def _resume_and_check(folder: Path, tmp_path: Path, before: dict[str, list[int]], sessions: list[int]) -> str:
-    resume = _start(["resume", str(folder)], tmp_path / "resume.log")
+    resume = start_polsess_tune(["resume", str(folder)], tmp_path / "resume.log")
     sessions.append(resume.pid)
     assert resume.wait(timeout=600) == 0, (tmp_path / "resume.log").read_text()[-4000:]
     log = (tmp_path / "resume.log").read_text()
@@ -113,7 +104,7 @@ def test_a_chain_of_three_kills_loses_no_epoch_and_repeats_none(started):
     kill_session(proc.pid)  # 1: during trials
     proc.wait()
 
-    resume = _start(["resume", str(folder)], tmp_path / "resume1.log")
+    resume = start_polsess_tune(["resume", str(folder)], tmp_path / "resume1.log")
     sessions.append(resume.pid)
     wait_for(lambda: "resuming" in (tmp_path / "resume1.log").read_text() or resume.poll() is not None, 120,
              "the resume to start restoring")
@@ -121,14 +112,17 @@ def test_a_chain_of_three_kills_loses_no_epoch_and_repeats_none(started):
     resume.wait()
 
     before = _reported(folder)
-    resume = _start(["resume", str(folder)], tmp_path / "resume2.log")
+    resume = start_polsess_tune(["resume", str(folder)], tmp_path / "resume2.log")
     sessions.append(resume.pid)
     wait_for(lambda: _reported(folder) > before or resume.poll() is not None, 300, "the resumed search to report")
-    if resume.poll() is None:
-        kill_session(resume.pid)  # 3: during the resumed search's trials
+    # Certainly mid-search here: every trial trains at least the grace period (2 epochs), so the search
+    # reports at least SAMPLES x 2 = 8 epochs; the first kill came after a few of them, resume 1 was killed
+    # before Ray started (it prints "resuming" first), and this is only the first epoch resume 2 reports.
+    assert resume.poll() is None, (tmp_path / "resume2.log").read_text()[-3000:]
+    kill_session(resume.pid)  # 3: during the resumed search's trials
     resume.wait()
 
-    final = _start(["resume", str(folder)], tmp_path / "resume3.log")
+    final = start_polsess_tune(["resume", str(folder)], tmp_path / "resume3.log")
     sessions.append(final.pid)
     assert final.wait(timeout=600) == 0, (tmp_path / "resume3.log").read_text()[-4000:]
     exp = load_experiment(folder)
@@ -165,7 +159,7 @@ def test_resume_after_a_kill_that_truncated_the_state_file(started):
     # is up to two seconds older (a stale snapshot), so only the search as a whole is checked here.
     state = max(folder.glob("experiment_state-*.json"), key=lambda p: p.name)
     state.write_text(state.read_text()[: len(state.read_text()) // 3])
-    resume = _start(["resume", str(folder)], tmp_path / "resume.log")
+    resume = start_polsess_tune(["resume", str(folder)], tmp_path / "resume.log")
     sessions.append(resume.pid)
     assert resume.wait(timeout=600) == 0, (tmp_path / "resume.log").read_text()[-4000:]
     assert f"note: {state.name}: cut short while it was written (a killed driver or a full disk); restored the copy" \
@@ -198,15 +192,22 @@ def test_sigterm_saves_state_like_ctrl_c_even_when_sent_twice(started):
 
 
 def test_a_second_driver_on_a_running_search_is_refused(started):
-    proc, folder, _tmp_path, _sessions = started
+    proc, folder, tmp_path, _sessions = started
     wait_for(lambda: _interrupted_mid_search(folder) or proc.poll() is not None, 300, "a trial to report")
     assert proc.poll() is None
-    second = subprocess.run([sys.executable, "-m", "tune_app.cli", "resume", str(folder)], cwd=REPO,
-                            capture_output=True, text=True, timeout=60)
+    # The first driver is paused (SIGSTOP; it keeps its lock) while the second tries, so it cannot finish
+    # the search meanwhile and is certainly mid-search when Ctrl-C reaches it below.
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        second = polsess_tune("resume", str(folder))
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
     assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
     assert "in use by another polsess-tune run or resume" in second.stderr
     os.kill(proc.pid, signal.SIGINT)
-    assert proc.wait(timeout=90) in (0, 130)  # the first is unharmed: it finished, or stopped as asked
+    # 130, not 0: the first is unharmed and was mid-search, so it stops as Ctrl-C asks, its state saved.
+    assert proc.wait(timeout=90) == 130, (tmp_path / "run.log").read_text()[-3000:]
+    assert f"polsess-tune resume {folder}" in (tmp_path / "run.log").read_text()
 
 
 def test_a_moved_experiment_is_refused_with_where_it_started(started):
@@ -215,8 +216,7 @@ def test_a_moved_experiment_is_refused_with_where_it_started(started):
     os.kill(proc.pid, signal.SIGINT)
     assert proc.wait(timeout=90) == 130
     moved = folder.rename(tmp_path / "moved")
-    again = subprocess.run([sys.executable, "-m", "tune_app.cli", "resume", str(moved)], cwd=REPO,
-                           capture_output=True, text=True, timeout=60)
+    again = polsess_tune("resume", str(moved))
     assert again.returncode == 2 and again.stderr.count("\n") == 1, again.stderr
     assert f"this experiment was started at {folder}" in again.stderr and "move it back" in again.stderr
 
@@ -226,6 +226,5 @@ def test_resume_refuses_what_it_cannot_resume(tmp_path):
     empty.mkdir()
     for target, needle in ((tmp_path / "missing", "no such experiment folder"),
                            (empty, "holds no Ray Tune experiment state")):
-        proc = subprocess.run([sys.executable, "-m", "tune_app.cli", "resume", str(target)], cwd=REPO,
-                              capture_output=True, text=True, timeout=60)
+        proc = polsess_tune("resume", str(target))
         assert proc.returncode == 2 and needle in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr

@@ -13,14 +13,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import yaml
-from helpers import REPO
+from helpers import REPO, polsess_tune, start_polsess_tune, tiny
 from processes import kill_session, wait_for
 
 from tune_app.experiment import layout
@@ -29,9 +28,7 @@ from tune_app.ext.wandb_offline import find_offline_runs, metric_history
 
 BUCKET = "polsess-tune-ci"
 EPOCHS = 4
-TINY = ["--set", "N=16", "--set", "B=8", "--set", "H=16", "--set", "X=2", "--set", "R=1",
-        "--set", "batch_size=4", "--set", "segment_seconds=0.25", "--set", "num_workers=0",
-        "--set", f"num_epochs={EPOCHS}"]
+TINY = tiny(EPOCHS)
 
 
 class Driver:
@@ -50,12 +47,10 @@ class Driver:
         return self.data / "polsess-tune" / "remote" / "s3" / uri.removeprefix("s3://")
 
     def cli(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "tune_app.cli", *args], cwd=self.cwd, env=self.env,
-                              capture_output=True, text=True, timeout=timeout)
+        return polsess_tune(*args, base=self.env, cwd=self.cwd, timeout=timeout)
 
     def start(self, *args: str, log: Path) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "tune_app.cli", *args], cwd=self.cwd, env=self.env,
-                                stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+        return start_polsess_tune(list(args), log, base=self.env, cwd=self.cwd)
 
 
 def bucket_files(s3: dict[str, str], prefix: str) -> dict[str, bytes]:

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import REPO, polsess_tune, tiny
 
 from polsess.config import flatten, load_config
 from tune_app.experiment.results import load_experiment
 
-TINY = ["--set", "N=16", "--set", "B=8", "--set", "H=16", "--set", "R=1",  # X is searched
-        "--set", "batch_size=4", "--set", "segment_seconds=0.25", "--set", "num_workers=0"]
+TINY = tiny(X=None)  # X is searched
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +30,9 @@ def staged(demo_corpus, tmp_path_factory):
         "  - {name: wide, num_samples: 5, epochs: 2, train_max_samples: 8}\n"
         "  - {name: narrow, num_samples: 3, epochs: 2, train_max_samples: null, narrow: {top_k: 3}}\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "tune_app.cli", "run", "--space", str(space), "--data-root", str(demo_corpus),
-         "--storage", str(root), "--name", "two", "--max-concurrent", "2", "--wandb", "disabled", "--seed", "2",
-         *TINY],
-        cwd=REPO, capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    proc = polsess_tune("run", "--space", str(space), "--data-root", str(demo_corpus), "--storage", str(root),
+                        "--name", "two", "--max-concurrent", "2", "--wandb", "disabled", "--seed", "2", *TINY,
+                        base={**os.environ, "PYTHONUNBUFFERED": "1"}, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return root / "two", proc
 
@@ -97,21 +91,18 @@ def test_the_run_says_how_well_stage_one_ranked_the_configs_stage_two_retrained(
     tau = kendalltau([a for a, _ in pairs], [b for _, b in pairs]).statistic
     line = f"rank transfer wide → narrow: Kendall's tau {tau:+.2f} over its top 3 configs retrained"
     assert line in proc.stdout
-    text = subprocess.run([sys.executable, "-m", "tune_app.cli", "results", str(parent)], cwd=REPO,
-                          capture_output=True, text=True, timeout=120).stdout
+    text = polsess_tune("results", str(parent), timeout=120).stdout
     assert line in text
 
 
 def test_results_show_the_stages_side_by_side(staged):
     parent, _ = staged
-    proc = subprocess.run([sys.executable, "-m", "tune_app.cli", "results", str(parent), "--json"], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+    proc = polsess_tune("results", str(parent), "--json", timeout=120)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert [s["name"] for s in data["stages"]] == ["wide", "narrow"]
     assert data["best"]["trial_id"] == load_experiment(parent / "narrow").best_trial().trial_id
-    text = subprocess.run([sys.executable, "-m", "tune_app.cli", "results", str(parent)], cwd=REPO,
-                          capture_output=True, text=True, timeout=120).stdout
+    text = polsess_tune("results", str(parent), timeout=120).stdout
     assert "== wide:" in text and "== narrow:" in text
 
 
@@ -128,11 +119,9 @@ def test_a_staged_search_can_end_with_seed_validation(demo_corpus, tmp_path):
         "  - {name: narrow, num_samples: 2, epochs: 1, narrow: {top_k: 2}}\n"
         "validate: {top_k: 2, seeds: [5, 6], set: {num_epochs: 2}}\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "tune_app.cli", "run", "--space", str(space), "--data-root", str(demo_corpus),
-         "--storage", str(tmp_path), "--name", "sv", "--max-concurrent", "2", "--wandb", "disabled", *TINY],
-        cwd=REPO, capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    proc = polsess_tune("run", "--space", str(space), "--data-root", str(demo_corpus), "--storage", str(tmp_path),
+                        "--name", "sv", "--max-concurrent", "2", "--wandb", "disabled", *TINY,
+                        base={**os.environ, "PYTHONUNBUFFERED": "1"}, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     parent = tmp_path / "sv"
     check = load_experiment(parent / "validate")

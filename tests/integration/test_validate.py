@@ -37,6 +37,13 @@ def test_validate_retrains_the_top_two_with_two_seeds(finished_search, tmp_path:
     ranked = validation.scores_by_config(exp)
     assert [c.source_trial for c in ranked] and {c.source_trial for c in ranked} == set(top)
     assert f"1     {ranked[0].source_trial}" in proc.stdout and validation.verdict(ranked, "val_sisdr") in proc.stdout
+    # One verdict: the only best named is the config ranked first, the one best_config.yaml holds
+    bests = [line for line in proc.stdout.splitlines() if line.startswith("best")]
+    assert len(bests) == 2 and bests[0].startswith(f"best: trial {ranked[0].source_trial}'s config"), bests
+    assert bests[1] == f"best config (best mean): {folder / 'best_config.yaml'}", bests
+    shown = subprocess.run([sys.executable, "-m", "tune_app.cli", "results", str(folder)], cwd=REPO,
+                           capture_output=True, text=True, timeout=300)
+    assert [line for line in shown.stdout.splitlines() if line.startswith("best")] == bests[:1], shown.stdout
 
     runs = {r.run_id: r for r in find_offline_runs(folder / "wandb-runs")}
     assert set(runs) == {t.trial_id for t in exp.trials}

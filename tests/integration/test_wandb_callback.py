@@ -165,16 +165,26 @@ def _logging_actor_processes() -> int:
 def test_logging_actors_of_ended_trials_do_not_pile_up(demo_corpus: Path, tmp_path: Path):
     """16 one-epoch trials, 2 at a time: a W&B run starts and finishes slower than such a trial trains,
     and each logging actor is a ~250 MB process. Before the bound, all 16 were alive at the end."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tune_app.cli", "run", "--data-root", str(demo_corpus), "--storage", str(tmp_path),
-         "--name", "many", "--num-samples", "16", "--max-concurrent", "2", "--wandb", "offline",
-         "--set", "num_epochs=1", *TINY_MODEL], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    most = 0
-    while proc.poll() is None:  # sampling the process table while the search runs
+    log = tmp_path / "run.log"  # a file, not a pipe: a pipe nobody reads blocks the search past 64 KiB
+    with log.open("w") as out_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tune_app.cli", "run", "--data-root", str(demo_corpus), "--storage", str(tmp_path),
+             "--name", "many", "--num-samples", "16", "--max-concurrent", "2", "--wandb", "offline",
+             "--set", "num_epochs=1", *TINY_MODEL], cwd=REPO, stdout=out_file, stderr=subprocess.STDOUT, text=True)
+    most, deadline = 0, time.monotonic() + 900
+    while True:  # sampling the process table while the search runs
         most = max(most, _logging_actor_processes())
-        time.sleep(0.2)
-    out = proc.stdout.read()
+        try:
+            proc.wait(timeout=0.2)  # the sampling tick; returns as soon as the search ends
+            break
+        except subprocess.TimeoutExpired:
+            if time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                pytest.fail(f"the search ran over 900 s: {log.read_text()[-3000:]}")
+    out = log.read_text()
     assert proc.returncode == 0, out[-3000:]
+    assert "offline run(s) incomplete" not in out, out[-3000:]  # the summary's word on lost W&B runs
     # The 2 running trials' actors, at most 2 still finishing, and a killed one's process on its way out
     # (sampled from the process table). Without the bound this reached 15-16.
     assert most <= 2 + 2 + 2, most

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import REPO, polsess_tune
 
 from tune_app.cli import main
-
-RAY_TMP = Path("/tmp/ray")
-
-
-def _sessions() -> set[str]:
-    return {p.name for p in RAY_TMP.glob("session_2*")} if RAY_TMP.exists() else set()
 
 
 def _space(tmp: Path, body: str, name: str = "space.yaml") -> Path:
@@ -98,11 +89,39 @@ CASES = [
      "--optuna-storage", _study(t, "old/wide")], ["a study named 'old/wide' exists there already"]),
     ("a password in the --optuna-storage URL", lambda t: ["--optuna-storage", "postgresql://me:s3cret@127.0.0.1/db"],
      ["postgresql://me:***@127.0.0.1/db", "holds a password", "~/.pgpass"]),
+    ("an --optuna-storage URL that does not parse", lambda t: ["--optuna-storage", "postgresql://me:s3cret@db:x/y"],
+     ["--optuna-storage postgresql://***@db:x/y", "not a database URL"]),
     ("a Pareto search warm-started", lambda t: ["--space", str(REPO / "search_spaces/demo_pareto.yaml"),
      "--warm-start", str(_write(t, "w.csv", "lr\n0.1\n"))], ["2 objectives", "drop the warm start"]),
     ("tabs in a sweep file", lambda t: ["--space", str(_write(t, "tab.yaml", "method: bayes\nparameters:\n\tlr: 1\n"))],
      ["tab.yaml", "indented with spaces"]),
+    # files that crashed the reader (#24 §5): each refused before it is built, naming the file
+    ("a binary file as the sweep", lambda t: ["--space", str(_binary(t))], ["blob.yaml", "not a text file"]),
+    ("a YAML alias bomb", lambda t: ["--space", str(_bomb(t))], ["bomb.yaml", "alias bomb", "write the values out"]),
+    ("YAML nested 5000 levels deep", lambda t: ["--space", str(_write(t, "deep.yaml", "method: random\nparameters: "
+     + "[" * 5000 + "]" * 5000 + "\n"))], ["deep.yaml", "nested more than 64 levels"]),
+    ("an alias inside itself", lambda t: ["--space", str(_write(t, "rec.yaml", "method: random\nparameters: "
+     "&p {lr: *p}\n"))], ["rec.yaml", "refers to a value that holds it"]),
+    ("a folder as --config", lambda t: ["--config", str(_mkdir(t, "configs"))], ["configs", "a folder"]),
+    # every unknown name at once, with the hint --set gets (#24 §2)
+    ("three unknown parameters", lambda t: ["--space", str(_space(t, "  dropout: {values: [0.1, 0.2]}\n"
+     "  learning_rate: {min: 0.001, max: 0.01}\n  max_epochs: {values: [2, 4]}\n"))],
+     ["space.yaml: unknown config keys: parameters.dropout (torchaudio's ConvTasNet has no dropout; remove it), "
+      "parameters.learning_rate (did you mean lr?), parameters.max_epochs (did you mean num_epochs?)"]),
 ]
+
+
+def _binary(tmp: Path) -> Path:
+    path = tmp / "blob.yaml"
+    path.write_bytes(bytes(range(256)) * 8)  # 0x80..0xff are not UTF-8
+    return path
+
+
+def _bomb(tmp: Path) -> Path:
+    """Billion laughs: nine levels of nine aliases each, 9^9 values once expanded, 600 bytes on disk."""
+    levels = ['&l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    levels += [f"&l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    return _write(tmp, "bomb.yaml", "method: random\nparameters:\n  lr: [" + ", ".join(levels) + "]\n")
 
 
 def _write(tmp: Path, name: str, text: str) -> Path:
@@ -149,15 +168,16 @@ def test_there_are_at_least_fifteen_cases():
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_is_one_line_exit_2_and_no_ray(case, tmp_path, demo_corpus, capsys):
+def test_bad_input_is_one_line_exit_2_and_no_ray(case, tmp_path, demo_corpus, capsys, monkeypatch):
     _, make_args, needles = case
+    # Ray makes its session folder under $RAY_TMPDIR: one of this test's own, so other Ray processes on the
+    # machine (a search running beside the suite) cannot make a session appear or vanish in between.
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "ray-tmp"))
     args = make_args(tmp_path)
     if "--data-root" not in args:
         args += ["--data-root", str(demo_corpus)]
     if "--storage" not in args:
         args += ["--storage", str(tmp_path / "runs")]
-    before = _sessions()
-    start = time.monotonic()
     code = main(["run", "--wandb", "disabled", *args])
     err = capsys.readouterr().err
     assert code == 2, err
@@ -165,30 +185,28 @@ def test_bad_input_is_one_line_exit_2_and_no_ray(case, tmp_path, demo_corpus, ca
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
-    assert _sessions() == before  # no Ray session was started
-    assert time.monotonic() - start < 10
+    assert not (tmp_path / "ray-tmp").exists()  # no Ray session was started
     assert not (tmp_path / "runs" / "taken" / "tuner.pkl").exists()
 
 
 def test_the_grid_is_counted_not_built_even_in_a_dry_run(tmp_path, capsys):
+    """Built, 10^10 points would never fit in memory; how fast it is refused: benchmarks/bad_input.py."""
     grid = CASES[[c[0] for c in CASES].index("a grid of 10^10 points")][1](tmp_path)
-    start = time.monotonic()
     assert main(["run", "--dry-run", *grid]) == 2
     assert "the grid has 1e+10 points" in capsys.readouterr().err
-    assert time.monotonic() - start < 10
 
 
 def test_a_folder_left_by_an_interrupted_start_up_is_reused_and_a_foreign_one_refused(tmp_path, demo_corpus):
     from tune_app.builtin import default_config, default_space
     from tune_app.cli.parser import build_parser
-    from tune_app.commands.options import config_overrides
+    from tune_app.commands.options import run_request
     from tune_app.errors import TuneInputError
     from tune_app.tune.plan import prepare_run
 
     def plan(name: str):
         args = build_parser().parse_args(["run", "--storage", str(tmp_path), "--name", name, "--wandb", "disabled",
                                           "--data-root", str(demo_corpus)])
-        return prepare_run(args, default_space(), default_config(), config_overrides(args))
+        return prepare_run(run_request(args), default_space(), default_config())
 
     (tmp_path / "left").mkdir()
     (tmp_path / "left" / "search.json").write_text("{}")  # Ctrl-C before the first trial
@@ -207,22 +225,20 @@ def test_a_folder_left_by_an_interrupted_start_up_is_reused_and_a_foreign_one_re
 def test_segment_longer_than_the_clips_is_a_warning(tmp_path, demo_corpus, capsys):
     from tune_app.builtin import default_config, default_space
     from tune_app.cli.parser import build_parser
-    from tune_app.commands.options import config_overrides
+    from tune_app.commands.options import run_request
     from tune_app.commands.run import check_corpus
     from tune_app.tune.plan import prepare_run
 
     args = build_parser().parse_args(["run", "--storage", str(tmp_path), "--wandb", "disabled",
                                       "--data-root", str(demo_corpus), "--set", "segment_seconds=3"])
-    notes = check_corpus(prepare_run(args, default_space(), default_config(), config_overrides(args)))
+    notes = check_corpus(prepare_run(run_request(args), default_space(), default_config()))
     assert notes and "segment_seconds 3 is longer than the shortest train clip (1.00 s)" in notes[0]
 
 
-def test_the_real_command_exits_2_within_seconds(tmp_path):
-    start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "tune_app.cli", "run", "--set", "lr=-1", "--storage", str(tmp_path)],
-                          cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "training.lr" in proc.stderr, proc.stderr
-    assert time.monotonic() - start < 20
+def test_the_real_command_exits_2_with_one_line(tmp_path):
+    """The command in a process of its own: stderr is exactly the one line (how fast: benchmarks/bad_input.py)."""
+    proc = polsess_tune("run", "--set", "lr=-1", "--storage", str(tmp_path))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--set lr" in proc.stderr, proc.stderr
 
 
 def test_max_concurrent_above_what_the_machine_runs_gets_a_note(tmp_path, demo_corpus):
@@ -230,12 +246,26 @@ def test_max_concurrent_above_what_the_machine_runs_gets_a_note(tmp_path, demo_c
 
     from tune_app.builtin import default_config, default_space
     from tune_app.cli.parser import build_parser
-    from tune_app.commands.options import config_overrides
+    from tune_app.commands.options import run_request
     from tune_app.tune.plan import prepare_run
 
     cpus = os.cpu_count() or 1
     args = build_parser().parse_args(["run", "--storage", str(tmp_path), "--wandb", "disabled", "--data-root",
                                       str(demo_corpus), "--max-concurrent", str(cpus + 6)])
-    plan = prepare_run(args, default_space(), default_config(), config_overrides(args))
+    plan = prepare_run(run_request(args), default_space(), default_config())
     assert any(f"--max-concurrent {cpus + 6}: this machine runs at most {cpus} trial(s) at once" in n
                for n in plan.notes), plan.notes
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["--epochs", "-1"], "error: --epochs: -1 is not allowed; use a positive integer"),
+    (["--set", "training.lr=nan"], "error: --set training.lr: nan is not allowed; the learning rate must be > 0"),
+    (["--set", "lrr=1", "--set", "learning_rate=1"],
+     "error: unknown config keys: --set lrr (did you mean lr?), --set learning_rate (did you mean lr?)"),
+])
+def test_a_bad_value_from_the_command_line_is_blamed_on_its_flag_not_on_the_config_file(argv, line, tmp_path, capsys):
+    """`train` used to say `configs/demo.yaml: training.num_epochs: -1 …`, a file that holds 8."""
+    code = main(["train", "--out", str(tmp_path / "out"), *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip() == line, err
+    assert not (tmp_path / "out").exists()

@@ -10,9 +10,10 @@ import pytest
 
 from tune_app.builtin import default_config, default_space
 from tune_app.cli.parser import build_parser
-from tune_app.commands.options import config_overrides
+from tune_app.commands.options import run_request
 from tune_app.errors import TuneInputError
 from tune_app.space import load_search
+from tune_app.space.prior import PriorSampler
 from tune_app.space.spec import SchedulerSpec
 from tune_app.tune.budget import BudgetStopper
 from tune_app.tune.driver import build_searcher
@@ -23,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _plan(tmp_path: Path, *flags: str, space: Path | None = None):
     args = build_parser().parse_args(["run", "--storage", str(tmp_path), "--wandb", "disabled", *flags])
-    return prepare_run(args, space or default_space(), default_config(), config_overrides(args))
+    return prepare_run(run_request(args), space or default_space(), default_config())
 
 
 @pytest.mark.parametrize(("sched", "mean"), [
@@ -41,7 +42,9 @@ def test_a_budget_on_the_command_line_replaces_run_cap_and_sizes_the_start_up_ph
     assert (plan.budget_epochs, plan.num_samples) == (80, 80)  # a trial trains >= 1 epoch: 80 never binds first
     assert plan.trials_expected == 20  # 80 / 4 epochs per trial (rungs 2, 4, 8: 2 + 2/2 + 4/4)
     assert any("replaces the sweep file's 8 trials" in n for n in plan.notes)
-    assert build_searcher(plan)._sampler._n_startup_trials == 5  # a quarter of the trials expected
+    sampler = build_searcher(plan)._sampler  # the prior (on by default) wraps TPE
+    assert isinstance(sampler, PriorSampler)
+    assert sampler.inner._n_startup_trials == sampler.startup == 5  # a quarter of the trials expected
 
 
 def test_num_samples_caps_a_budget_and_a_file_budget_keeps_its_run_cap(tmp_path):

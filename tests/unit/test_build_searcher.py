@@ -6,14 +6,15 @@ import copy
 
 from tune_app.builtin import default_config, default_space
 from tune_app.cli.parser import build_parser
-from tune_app.commands.options import config_overrides
+from tune_app.commands.options import run_request
+from tune_app.space.prior import PriorSampler
 from tune_app.tune.driver import build_scheduler, build_searcher, space_key
 from tune_app.tune.plan import prepare_run
 
 
 def _plan(tmp_path, *flags: str):
     args = build_parser().parse_args(["run", "--storage", str(tmp_path), "--wandb", "disabled", *flags])
-    return prepare_run(args, default_space(), default_config(), config_overrides(args))
+    return prepare_run(run_request(args), default_space(), default_config())
 
 
 def test_build_searcher_sizes_tpe_by_the_plan_and_leaves_the_plan_alone(tmp_path):
@@ -22,7 +23,9 @@ def test_build_searcher_sizes_tpe_by_the_plan_and_leaves_the_plan_alone(tmp_path
     searcher = build_searcher(plan)
     assert plan.spec == before  # the sweep's run_cap stays what the file says
     assert plan.spec.num_samples == 8 and plan.num_samples == 20
-    assert searcher._sampler._n_startup_trials == 5  # a quarter of the 20 trials asked for
+    sampler = searcher._sampler  # the base config as the prior (on by default) wraps TPE
+    assert isinstance(sampler, PriorSampler) and sampler.startup == 5
+    assert sampler.inner._n_startup_trials == 5  # a quarter of the 20 trials asked for
     assert set(searcher._space) == {space_key(p) for p in plan.spec.space}
 
 
@@ -45,8 +48,10 @@ def test_the_study_lives_in_the_experiment_folder_with_warm_points_marked(tmp_pa
     plan.warm_start = WarmStart([point], [3.25], 1, {}, "earlier.csv")
     build_searcher(plan)
     assert plan.optuna_storage == f"sqlite:///{tmp_path}/kept/optuna-study.db"
-    (trial,) = optuna.load_study(study_name="kept", storage=plan.optuna_storage).trials
-    assert (trial.state.name, trial.value, trial.user_attrs) == ("COMPLETE", 3.25, {"warm_start": "earlier.csv"})
+    trials = optuna.load_study(study_name="kept", storage=plan.optuna_storage).trials
+    (trial,) = [t for t in trials if t.state.name == "COMPLETE"]  # beside it: the base config, enqueued (WAITING)
+    assert (trial.value, trial.user_attrs) == (3.25, {"warm_start": "earlier.csv", "source": "warm-start"})
+    assert [t.state.name for t in trials].count("WAITING") == 1
 
 
 def test_a_pareto_plan_gives_optuna_every_objective(tmp_path):

@@ -132,3 +132,130 @@ def test_a_key_given_twice_is_refused_but_a_yaml_merge_is_not(tmp_path):
     merged = tmp_path / "merged.yaml"
     merged.write_text("base: &b {lr: 0.1, seed: 1}\ntraining:\n  <<: *b\n  lr: 0.2\n")
     assert load_yaml(merged)["training"] == {"lr": 0.2, "seed": 1}
+
+
+# --------------------------------------------------------------------------- hostile and odd files
+
+
+@pytest.mark.parametrize("content, needle", [
+    (bytes(range(128, 256)), "not a text file (byte 0 is not UTF-8)"),
+    (b"method: random\n\x00\x00\x00", "a binary file (it holds NUL bytes)"),
+    (b"x: " + b"[" * 3000 + b"]" * 3000 + b"\n", "line 1: nested more than 64 levels deep"),
+    (b"x: " + b"{a: " * 3000 + b"1" + b"}" * 3000 + b"\n", "nested more than 64 levels deep"),
+    (b"a: &x [1, *x]\n", "line 1: an alias refers to a value that holds it"),
+    (b"a: &x\n  b: {c: [*x]}\n", "an alias refers to a value that holds it"),
+], ids=["not UTF-8", "NUL bytes", "deep lists", "deep mappings", "self alias", "alias cycle"])
+def test_a_file_that_is_not_a_config_is_one_config_error(tmp_path, content, needle):
+    from polsess.config import load_yaml
+
+    path = tmp_path / "odd.yaml"
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as err:
+        load_yaml(path)
+    assert str(err.value).startswith(f"{path}: ") and needle in str(err.value)
+
+
+def test_an_alias_bomb_is_refused_before_it_is_built_and_its_message_is_short(tmp_path):
+    """9 levels × 9 aliases is 9^9 ≈ 3.9e8 values once expanded: building it (or printing it in an error,
+    as a bad-value message would) never ends. The count walks the shared nodes once each."""
+    from polsess.config import MAX_YAML_VALUES, load_yaml
+
+    levels = ['&l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    levels += [f"&l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("method: random\nparameters:\n  lr: [" + ", ".join(levels) + "]\n")
+    with pytest.raises(ConfigError, match=rf"bomb\.yaml: line 3: more than {MAX_YAML_VALUES:,} values once its "
+                                          r"aliases \(\*name\) are expanded") as err:
+        load_yaml(path)
+    assert len(str(err.value)) < 300
+    fine = tmp_path / "fine.yaml"  # aliases within reason still load: 9^4 values
+    fine.write_text("a: [" + ", ".join(levels[:5]) + "]\n")
+    assert len(load_yaml(fine)["a"]) == 5
+
+
+def test_a_folder_is_not_a_missing_file(tmp_path):
+    from polsess.config import load_yaml
+
+    with pytest.raises(ConfigError, match=r": a folder, not a file; give the YAML file inside it"):
+        load_yaml(tmp_path)
+    with pytest.raises(ConfigError, match=r"nope\.yaml: file not found"):
+        load_yaml(tmp_path / "nope.yaml")
+
+
+# --------------------------------------------------------------------------- one suggestion rule
+
+
+@pytest.mark.parametrize("name, hint", [
+    ("training.lrr", "did you mean training.lr?"),  # was: training.lr, training.lr_factor, training.seed, ...
+    ("lrr", "did you mean lr?"),
+    ("learning_rate", "did you mean lr?"),  # W&B's and PyTorch's name; was: see `polsess-tune run --dry-run`
+    ("training.learning_rate", "did you mean training.lr?"),
+    ("max_epochs", "did you mean num_epochs?"),
+    ("enc_num_feats", "did you mean N?"),  # torchaudio's ConvTasNet argument
+    ("dropout", "torchaudio's ConvTasNet has no dropout; remove it"),  # was: did you mean data_root?
+    ("momentum", "the optimizer is Adam, which has no momentum key"),
+    ("weight_decy", "did you mean weight_decay?"),
+    ("training.foo", "training takes amp_eps, compile,"),
+    ("model.foo", "model takes model_type, convtasnet"),
+    ("foo", "the config's sections are data, model.convtasnet, training"),
+])
+def test_an_unknown_name_gets_one_hint_whatever_asks(name, hint):
+    from polsess.config import suggest
+
+    with pytest.raises(ConfigError) as err:
+        resolve_name(name)
+    assert str(err.value) == f"{name}: unknown config key; {suggest(name)}"
+    assert hint in str(err.value)
+
+
+def test_a_config_files_unknown_key_gets_the_same_hint_in_its_sections_terms(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("training:\n  learning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml: training\.learning_rate: unknown key; did you mean lr\?$"):
+        load_config(path, env={})
+    path.write_text("model:\n  convtasnt: {N: 3}\n")
+    with pytest.raises(ConfigError, match=r"model\.convtasnt: unknown key; did you mean convtasnet\?$"):
+        load_config(path, env={})
+
+
+def test_every_unknown_name_is_listed_at_once():
+    from polsess.config import resolve_names
+
+    with pytest.raises(ConfigError) as err:
+        resolve_names(["lr", "lrr", "dropout", "N"], label=lambda n: f"parameters.{n}")
+    assert str(err.value) == ("unknown config keys: parameters.lrr (did you mean lr?), parameters.dropout "
+                              "(torchaudio's ConvTasNet has no dropout; remove it)")
+    assert resolve_names(["lr", "model.N"]) == {"lr": "training.lr", "model.N": "model.convtasnet.N"}
+
+
+# --------------------------------------------------------------------------- where a bad value came from
+
+
+def test_a_bad_override_is_blamed_on_its_origin_and_a_bad_file_value_on_the_file(tmp_path):
+    demo = tmp_path / "demo.yaml"
+    demo.write_text("training:\n  num_epochs: 8\n")
+    with pytest.raises(ConfigError, match=r"^--epochs: -1 is not allowed; use a positive integer$"):
+        load_config(demo, {"training.num_epochs": -1}, env={}, origins={"training.num_epochs": "--epochs"})
+    with pytest.raises(ConfigError, match=r"^--set lr: expected a number, got 'x'$"):
+        load_config(demo, {"lr": "x"}, env={}, origins={"lr": "--set lr"})
+    with pytest.raises(ConfigError, match=r"^override training\.lr: nan is not allowed") as err:
+        load_config(demo, {"lr": float("nan")}, env={})
+    assert "demo.yaml" not in str(err.value)  # it was: demo.yaml: training.lr: nan …
+    demo.write_text("training:\n  num_epochs: -1\n")
+    with pytest.raises(ConfigError, match=rf"^{demo}: training\.num_epochs: -1 is not allowed"):
+        load_config(demo, {"lr": 0.1}, env={}, origins={"lr": "--set lr"})
+
+
+def test_the_config_modules_import_no_circle():
+    """config → config_rules, config_names → config_schema: the rules and the names see the schema,
+    never config.py (they used to import each other)."""
+    import ast
+
+    from helpers import REPO
+
+    def imports(name: str) -> set[str]:
+        tree = ast.parse((REPO / "polsess" / f"{name}.py").read_text())
+        return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 1}
+
+    assert "config" not in imports("config_rules") | imports("config_names") | imports("config_schema")
+    assert imports("config_schema") == set() and imports("config_rules") <= {"config_schema"}

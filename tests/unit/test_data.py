@@ -20,7 +20,8 @@ from torch.utils.data import DataLoader
 
 from polsess.data import PolSESSDataError, PolSESSDataset, collate, removed_components
 
-# The layout and the rules, written out from docs/polsess-format.md (not taken from the code under test).
+# The layout and the rules of the PolSESS corpus format (the research project's own spec, shared with this
+# project but not shipped in it), written out here by hand rather than taken from the code under test.
 FILES = {
     "mix": ("mix", "mixFile"), "speaker1": ("clean", "speaker1File"), "speaker2": ("clean", "speaker2File"),
     "scene": ("scene", "sceneFile"), "event": ("event", "eventFile"),

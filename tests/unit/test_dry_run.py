@@ -65,3 +65,30 @@ def test_human_dry_run_lists_paths_bounds_and_scheduler(capsys):
     assert code == 0
     for needle in ("training.lr", "float log [0.0003, 0.01]", "asha", "val_sisdr (max)", "sample configs"):
         assert needle in out, needle
+
+
+@pytest.mark.parametrize(("flags", "needle"), [
+    (["--cpus-per-trial", "nan"], "--cpus-per-trial nan: must be a finite number"),
+    (["--cpus-per-trial", "inf"], "--cpus-per-trial inf: must be a finite number"),
+    (["--cpus-per-trial", "-1"], "--cpus-per-trial -1: must be > 0"),
+    (["--cpus-per-trial", "100000"], "--cpus-per-trial 100000: this machine has"),
+    (["--gpus-per-trial", "nan"], "--gpus-per-trial nan: must be a finite number"),
+    (["--gpus-per-trial", "-1"], "--gpus-per-trial -1: must be >= 0"),
+    (["--gpus-per-trial", "1000"], "--gpus-per-trial 1000: this machine has"),
+    (["--data-root", "/no/such/corpus"], "/no/such/corpus: data root not found"),
+    (["--space", str(REPO / "search_spaces")], "a folder, not a sweep file"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+def test_a_dry_run_refuses_what_the_run_refuses(flags, needle, capsys, tmp_path):
+    """The same checks as the real run: one error line, exit 2 (the NaN CPUs used to crash it)."""
+    for as_json in ([], ["--json"]):
+        code, out, err = _dry(capsys, *flags, *as_json, "--storage", str(tmp_path))
+        assert code == 2 and out == "", out
+        assert len(err.strip().splitlines()) == 1 and err.startswith("error: ") and needle in err, err
+
+
+def test_a_sweep_file_sized_for_another_machine_still_dry_runs(capsys):
+    """Resources that only the file asks for (a GPU cluster's sweep on a laptop) get a note, not an error."""
+    code, out, err = _dry(capsys, "--space", str(REPO / "search_spaces/convtasnet_training.yaml"))
+    assert code == 0, err
+    if "not runnable on this machine as is" not in out:  # a machine with 4 CPUs and a GPU runs it as is
+        assert "resources per trial: 4 CPU, 1 GPU" in out

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import torch
 from ray import tune
 
@@ -43,12 +42,12 @@ def test_everything_recorded_means_nothing_to_report(tmp_path):
     assert restored_state(tune.Checkpoint.from_directory(named))[1] == []
 
 
-def test_no_checkpoint_at_all(tmp_path):
+def test_no_readable_checkpoint_left_trains_again_from_epoch_1(tmp_path, capsys):
     assert restored_state(None) == (None, [])
     empty = tmp_path / "trial_a" / "checkpoint_000001"
     empty.mkdir(parents=True)
-    with pytest.raises(FileNotFoundError, match="no readable checkpoint left to resume from"):
-        restored_state(tune.Checkpoint.from_directory(empty))
+    assert restored_state(tune.Checkpoint.from_directory(empty)) == (None, [])
+    assert "no readable checkpoint left; training again from epoch 1" in capsys.readouterr().out
 
 
 def test_an_unreadable_newest_checkpoint_falls_back_to_the_newest_readable_one(tmp_path, capsys):

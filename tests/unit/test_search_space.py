@@ -14,6 +14,7 @@ import optuna
 import pytest
 from helpers import EXAMPLES, REPO, needs_shared
 
+from polsess.config import load_config
 from tune_app.errors import SearchSpaceError
 from tune_app.space import (
     Param,
@@ -266,11 +267,17 @@ def test_missing_base_config_lists_where_it_looked(tmp_path):
     assert str(tmp_path / "a/b") in msg and str(tmp_path) in msg
 
 
-def test_without_a_config_parameter_the_defaults_are_the_base(tmp_path):
+def test_without_a_config_parameter_the_builtin_config_is_the_base(tmp_path):
+    """The trials of such a sweep run the built-in configs/demo.yaml (tune.plan falls back to it), so
+    the spec, its checks and max_t say that file, not the dataclass defaults (50 epochs, N 256)."""
+    from tune_app.builtin import default_config
+
     spec = load_search(write(tmp_path, "method: random\nparameters:\n  lr: {values: [0.001, 0.01]}\n"),
                        cwd=tmp_path)
-    assert spec.base_config is None and spec.scheduler.max_t == 50
-    assert any("no base config" in n for n in spec.notes)
+    assert spec.base_config == default_config()
+    assert spec.scheduler.max_t == load_config(default_config()).training.num_epochs == 8
+    (note,) = [n for n in spec.notes if "no base config" in n]
+    assert "the trials use the built-in configs/demo.yaml" in note and str(default_config()) in note
 
 
 # --------------------------------------------------------------------------- errors
@@ -643,3 +650,106 @@ def test_shipped_convtasnet_spaces_load_on_the_research_sb_config(name):
     assert spec.mode == "max" and spec.space and spec.scheduler.type == "asha"
     assert "model.convtasnet.P" not in spec.space
     assert sample_configs(spec, 2, 0)
+
+
+# --------------------------------------------------------------------------- #23/#24: names, notes, stages
+
+
+def test_every_unknown_parameter_is_listed_in_one_line_with_the_hint_set_gets(root):
+    """It used to stop at the first, with `did you mean data_root?` for dropout and `see run --dry-run`
+    for learning_rate; `--set` and the sweep now share polsess.config.suggest."""
+    with pytest.raises(SearchSpaceError) as err:
+        load(root, "dropout: {values: [0.1, 0.2]}\nlearning_rate: {min: 0.001, max: 0.01}\nN: {values: [32, 64]}\n"
+                   "training.lrr: {values: [1, 2]}\n")
+    assert str(err.value) == (
+        f"{root / 'sweep.yaml'}: unknown config keys: parameters.dropout (torchaudio's ConvTasNet has no dropout; "
+        "remove it), parameters.learning_rate (did you mean lr?), parameters.training.lrr (did you mean training.lr?)")
+    with pytest.raises(SearchSpaceError, match=r"sweep\.yaml: parameters\.learning_rate: unknown config key; "
+                                               r"did you mean lr\?$"):
+        load(root, "learning_rate: {min: 0.001, max: 0.01}\n")
+
+
+def test_every_w_and_b_distribution_has_a_handler():
+    from tune_app.space.distributions import _HANDLERS, DISTRIBUTIONS
+
+    assert set(_HANDLERS) == set(DISTRIBUTIONS) - {"constant"}  # constants are fixed values, never a Param
+
+
+def test_a_grace_period_at_or_past_max_t_says_asha_stops_nothing(root):
+    """A 2-epoch Pareto run noted `grace period 3` and nothing more; with max_t 2 no trial is ever cut."""
+    (root / "two.yaml").write_text(BASE.replace("num_epochs: 4", "num_epochs: 2"))
+    spec = load_search(REPO / "search_spaces/demo_pareto.yaml", base_config_override=root / "two.yaml")
+    assert (spec.scheduler.grace_period, spec.scheduler.max_t) == (2, 2)
+    assert any("grace period 3 > max_t 2 epochs; clamped to 2, so ASHA stops nothing: every trial trains all 2 "
+               "epochs" in n for n in spec.notes), spec.notes
+    spec = load(root, "lr: {values: [0.001, 0.01]}", extra="early_terminate: {type: hyperband, min_iter: 3}\n")
+    assert any("grace period 4 = max_t 4 epochs, so ASHA stops nothing" in n for n in spec.notes), spec.notes
+    spec = load(root, "lr: {values: [0.001, 0.01]}", extra="early_terminate: {type: hyperband, min_iter: 1}\n")
+    assert not any("stops nothing" in n for n in spec.notes)
+
+
+def test_the_trial_count_note_holds_whatever_the_command_line_adds(root):
+    """It said `the driver's default number of trials applies` beside a --budget-epochs that replaced it."""
+    (note,) = [n for n in load(root, "lr: {values: [0.001, 0.01]}").notes if "trial count" in n]
+    assert note == ("the sweep sets no trial count (run_cap, count or tune.num_samples): --num-samples or "
+                    "--budget-epochs decides it, else the driver's default")
+
+
+def test_a_folder_as_the_base_config_override_is_called_a_folder(root):
+    with pytest.raises(SearchSpaceError, match=r"base config override: .*: a folder, not a file"):
+        load_search(write(root, "method: random\nparameters:\n  lr: {values: [0.1, 0.2]}\n"),
+                    base_config_override=root, cwd=root)
+
+
+STAGED = """\
+method: random
+parameters:
+  config: {value: base.yaml}
+  lr: {distribution: log_uniform_values, min: 0.0001, max: 0.01}
+stages:
+  - {name: wide, num_samples: 4, epochs: 2, train_max_samples: 20, set: {batch_size: 4}}
+  - {name: narrow, num_samples: 2, epochs: 4, grace_period: 2, narrow: {top_k: 2, margin: 0.5}}
+  - {num_samples: 1, parameters: {lr: {values: [0.001, 0.002]}, N: {values: [32, 64]}}}
+"""
+
+
+def test_stages_are_records_read_with_the_sweep(root):
+    from tune_app.space.stages import Stage, parse_stages
+
+    spec = load_search(write(root, STAGED), cwd=root)
+    wide, narrow, last = spec.stages
+    assert all(isinstance(s, Stage) for s in spec.stages) and parse_stages(spec) == spec.stages
+    assert (wide.name, wide.num_samples, wide.top_k) == ("wide", 4, None)
+    assert wide.overrides == {"training.num_epochs": 2, "data.train_max_samples": 20, "data.batch_size": 4}
+    assert (narrow.grace_period, narrow.top_k, narrow.margin) == (2, 2, 0.5)
+    assert last.name == "stage3" and set(last.explicit) == {"training.lr", "model.convtasnet.N"}
+
+
+@pytest.mark.parametrize("stage, needle", [
+    ("{num_samples: 2, set: [lr]}", "stages[1].set: expected a mapping {name: value}, got ['lr']"),
+    ("{num_samples: 2, narrow: {top_k: 1}, set: {lrr: 1, dropout: 0}}",
+     "unknown config keys: stages[1].set.lrr (did you mean lr?), stages[1].set.dropout"),
+    ("{num_samples: 2, narrow: {top_k: 1, margin: wide}}", "stages[1].narrow: margin must be a finite number"),
+    ("{num_samples: 2, narrow: {top_k: 1}, grace_period: 0}", "stages[1].grace_period: expected an integer >= 1"),
+    ("{num_samples: 0, narrow: {top_k: 1}}", "stages[1].num_samples: 0; give each stage a positive number"),
+    ("{num_samples: 2}", "stages[1]: give narrow: {top_k: K} or explicit parameters: for a later stage"),
+    ("{num_samples: 2, parameters: {lrr: {values: [1, 2]}}}", "stages[1]: parameters.lrr: unknown config key"),
+])
+def test_a_bad_stage_is_a_search_space_error_naming_it(root, stage, needle):
+    """Read with the sweep, a stage's mistake is one line before anything starts (a list as `set:` and a
+    word as `margin` used to raise AttributeError / ValueError)."""
+    text = STAGED.split("stages:")[0] + f"stages:\n  - {{num_samples: 4}}\n  - {stage}\n"
+    with pytest.raises(SearchSpaceError) as err:
+        load_search(write(root, text), cwd=root)
+    assert str(err.value).startswith(str(root / "sweep.yaml")) and needle in str(err.value), str(err.value)
+
+
+def test_a_huge_value_quoted_in_an_error_is_cut_in_the_middle(root):
+    """A 50,000-element list where a mapping belongs: the line names the key and what it expects, and
+    stays a line (it used to print the whole list)."""
+    sweep = write(root, "method: random\nparameters:\n  lr: [" + ", ".join(["1"] * 50_000) + "]\n")
+    with pytest.raises(SearchSpaceError) as err:
+        load_search(sweep, cwd=root)
+    msg = str(err.value)
+    assert msg.startswith(f"{sweep}: parameters.lr: expected a mapping such as {{value: ...}}") and " … " in msg
+    assert len(msg) < 1000 + len(f"{sweep}: parameters.lr: ") + 10

@@ -58,7 +58,9 @@ def test_grace_period_is_clamped_to_the_stage_epochs_in_one_place():
     sched = SchedulerSpec("asha", grace_period=5, reduction_factor=2.0)
     sched.fit_to(3)
     assert (sched.max_t, sched.grace_period) == (3, 3)
-    assert sched.notes == ["grace period 5 > max_t 3 epochs; clamped to 3"]
+    assert sched.notes == ["grace period 5 > max_t 3 epochs; clamped to 3, so ASHA stops nothing: every trial "
+                           "trains all 3 epochs before it is first judged; lower the grace period below 3 or train "
+                           "more epochs"]
 
 
 def test_a_stage_with_a_fraction_of_the_last_ones_optimizer_steps_gets_a_note():

@@ -1,4 +1,5 @@
-"""The synthetic corpus must be indistinguishable in layout from PolSESS (docs/polsess-format.md)."""
+"""The synthetic corpus must be indistinguishable in layout from PolSESS: per subset a metadata CSV
+whose columns name the mix, clean, scene and event WAVs, and the MM-IPC variants they allow."""
 
 from __future__ import annotations
 

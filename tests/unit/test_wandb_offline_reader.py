@@ -7,10 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from tune_app.experiment.results import Experiment, TrialRecord
 from tune_app.ext.wandb_offline import (
     BLOCK_SIZE,
     ReadStats,
     find_offline_runs,
+    incomplete_runs,
+    incomplete_runs_line,
     metric_history,
     read_offline_run,
     read_records,
@@ -53,15 +56,10 @@ def _write_run(root: Path, run_id: str, steps: int = 5, **init_kwargs) -> list[d
         logged.append(row)
     run.summary["best_val_sisdr"] = logged[-1]["val_sisdr"]
     run.finish()
-    # wandb's writer process can still be flushing when finish() returns on a loaded machine (CI saw a
-    # file without its exit record): wait for the record rather than read a half-written log.
-    from processes import wait_for
-
-    def written() -> bool:
-        runs = sorted(root.glob(f"wandb/offline-run-*-{run_id}"), key=lambda p: p.stat().st_mtime)
-        return bool(runs) and read_offline_run(runs[-1]).exit_code is not None
-
-    wait_for(written, 60, "wandb to write the run's exit record")
+    # finish() returns before wandb-core has written the file (it writes it when it closes the run, and
+    # on a loaded machine that comes later: CI saw a file without its exit record); teardown waits for
+    # wandb-core to close every run and exit (tune_app.ext.wandb_logging.InboxLoggingActor.run, issue #24).
+    wandb.teardown()
     return logged
 
 
@@ -192,3 +190,35 @@ def test_find_offline_runs_skips_latest_run_copies(direct_run: tuple[Path, list[
     (wandb_dir / "latest-run").unlink()
     shutil.copytree(run_dir, wandb_dir / "latest-run")
     assert [r.path for r in find_offline_runs(tmp_path)] == [run_dir]
+
+
+def test_incomplete_runs_names_the_trials_whose_epochs_w_and_b_lost(tmp_path: Path) -> None:
+    """Read from disk against what each trial reported: a run with every epoch is complete; one cut to
+    its bare 7-byte header (what a killed wandb-core leaves, issue #24), one short of an epoch and a
+    missing one are not; a resumed trial's two folders count together; an unstarted trial has none."""
+    root = tmp_path / "wandb-runs"
+    for name in ("whole", "short", "cut", "resumed-1", "resumed-2"):
+        (tmp_path / name).mkdir()
+    _write_run(tmp_path / "whole", "whole", steps=3)
+    _write_run(tmp_path / "short", "short", steps=2)
+    _write_run(tmp_path / "cut", "cut", steps=3)
+    _write_run(tmp_path / "resumed-1", "resumed", steps=3)
+    _write_run(tmp_path / "resumed-2", "resumed", steps=3, resume="allow")
+    # One folder each, by hand: two starts of one id in one second would share a folder name.
+    for n, (name, cut) in enumerate([("whole", False), ("short", False), ("cut", True), ("resumed-1", True),
+                                     ("resumed-2", False)]):
+        (run_dir,) = (tmp_path / name / "wandb").glob("offline-run-*")
+        copy = shutil.copytree(run_dir, root / "wandb" / f"offline-run-{n}-{run_dir.name.rsplit('-', 1)[1]}")
+        if cut:
+            (wandb_file,) = copy.glob("run-*.wandb")
+            wandb_file.write_bytes(wandb_file.read_bytes()[:7])
+    reported = [{"epoch": e} for e in range(3)]
+    trials = [TrialRecord(i, "COMPLETED", {}, reported) for i in ("whole", "short", "cut", "gone", "resumed")]
+    exp = Experiment(tmp_path, "val_sisdr", "max", [], [*trials, TrialRecord("unstarted", "PENDING", {})],
+                     {"wandb_mode": "offline"})
+
+    assert incomplete_runs(exp, root) == ["short", "cut", "gone"]
+    line = incomplete_runs_line(exp, root)
+    assert line is not None and "short, cut, gone" in line and str(root) in line and "\n" not in line
+    exp.search["wandb_mode"] = "disabled"
+    assert incomplete_runs(exp, root) == [] and incomplete_runs_line(exp, root) is None

@@ -8,10 +8,11 @@ The CLI parses, dispatches to :mod:`tune_app.commands` and turns the user's mist
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 
-from .parser import build_parser
+from .parser import build_parser, wandb_habit
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -60,9 +61,14 @@ def _exit_status(exc: Exception) -> int | None:
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    """Parse; an unknown flag after a command gets that command's usage, not the top level's."""
+    """Parse; an unknown flag after a command gets that command's usage, not the top level's, and a
+    W&B flag one line saying what it is called here (exit 2 either way)."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    habit = wandb_habit(args.command, extra)
+    if habit:
+        print(f"error: {habit}", file=sys.stderr)
+        raise SystemExit(2)
     if extra:
         args.subcommand_parsers[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     del args.subcommand_parsers
@@ -82,6 +88,13 @@ def main(argv: list[str] | None = None) -> int:
         # so the interpreter's final flush does not raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        from ..tune.disk import file_message  # one of our own files (search.json, results.csv, …) did not fit
+
+        print(f"error: {file_message(exc)}", file=sys.stderr)
+        return 2
     except Exception as exc:
         status = _exit_status(exc)
         if status is None:

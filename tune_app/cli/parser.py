@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..tune.requests import DEFAULT_MAX_FAILURES, DEFAULT_SEEDS, DEFAULT_VALIDATE_TOP
+
 TRAIN_THREADS = 1  # `train --threads` default; see benchmarks/README.md "train vs trial"
 DESCRIPTION = "polsess-tune: make-data, train, evaluate (no Ray) and run, resume, results (Ray Tune)."
 
@@ -98,7 +100,8 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="sampler seed (default: the file's tune.seed, else 0)")
     p.add_argument("--grace-period", type=int, help="ASHA: epochs before a trial can be stopped")
     p.add_argument("--reduction-factor", type=float, help="ASHA: keep 1/factor of the trials at each rung")
-    p.add_argument("--max-failures", type=int, default=2, help="retries of a trial whose worker died (default 2)")
+    p.add_argument("--max-failures", type=int, default=DEFAULT_MAX_FAILURES,
+                   help=f"retries of a trial whose worker died (default {DEFAULT_MAX_FAILURES})")
     p.add_argument("--address", help="attach to a running Ray cluster: auto or HOST:PORT")
     p.add_argument("--warm-start", metavar="CSV_OR_EXPERIMENT",
                    help="hand past runs inside the space to Optuna as evaluated points (W&B export or experiment)")
@@ -120,8 +123,10 @@ def add_resume_args(p: argparse.ArgumentParser) -> None:
 
 def add_validate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("experiment", help="the finished search's folder or URI (storage/name)")
-    p.add_argument("--top", type=int, default=3, help="configs to validate, best first (default 3)")
-    p.add_argument("--seeds", default="42,123,456", help="training seeds, comma-separated (default 42,123,456)")
+    seeds = ",".join(map(str, DEFAULT_SEEDS))
+    p.add_argument("--top", type=int, default=DEFAULT_VALIDATE_TOP,
+                   help=f"configs to validate, best first (default {DEFAULT_VALIDATE_TOP})")
+    p.add_argument("--seeds", default=seeds, help=f"training seeds, comma-separated (default {seeds})")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="change every validated config, e.g. --set data.train_max_samples=16000 (repeatable)")
     p.add_argument("--name", help="the validation experiment's name (default: <experiment>-validate)")
@@ -131,7 +136,8 @@ def add_validate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpus-per-trial", type=float, help="GPUs per run (default: the search's)")
     p.add_argument("--wandb", choices=["offline", "online", "disabled"],
                    help="W&B mode (default: online with an API key, else offline)")
-    p.add_argument("--max-failures", type=int, default=2, help="retries of a run whose worker died (default 2)")
+    p.add_argument("--max-failures", type=int, default=DEFAULT_MAX_FAILURES,
+                   help=f"retries of a run whose worker died (default {DEFAULT_MAX_FAILURES})")
     p.add_argument("--dry-run", action="store_true", help="say what would be retrained; no Ray")
 
 
@@ -146,4 +152,26 @@ def add_results_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max", dest="bounds", action="append", default=[], metavar="METRIC=VALUE",
                    help="with --export-best: the best trial with METRIC <= VALUE (e.g. params_m=2); repeatable")
     p.add_argument("--plots", action="store_true",
-                   help="write val_sisdr_per_epoch.png and parameter_importance.png into the experiment folder")
+                   help="write PNGs into the experiment folder: val_sisdr_per_epoch, and with 2+ finished trials "
+                        "parameter_importance, optuna_parallel_coordinate, optuna_slice, optuna_contour (2+ searched "
+                        "parameters), pareto_front (a multi-objective search)")
+
+
+# Flags of `wandb agent` / `wandb sweep` that W&B users type from habit, and what ``run`` calls them
+# (None: no flag here; the text says where it is set instead).
+WANDB_HABITS: dict[str, str | None] = {"--count": "--num-samples", "--project": "--wandb-project",
+                                       "-p": "--wandb-project", "--entity": None, "-e": None}
+ENTITY_HINT = "here the W&B entity is the sweep file's `entity:` key (without one, your W&B account's default)"
+
+
+def wandb_habit(command: str, extra: list[str]) -> str | None:
+    """One line for a W&B flag given to ``run`` (``--count 4`` → ``--count is W&B's; here it is
+    --num-samples``), instead of argparse's full usage; None when no such flag is among ``extra``."""
+    if command != "run":
+        return None
+    for item in extra:
+        flag = item.partition("=")[0]
+        if flag in WANDB_HABITS:
+            ours = WANDB_HABITS[flag]
+            return f"{flag} is W&B's; " + (f"here it is {ours}" if ours else ENTITY_HINT)
+    return None

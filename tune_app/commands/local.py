@@ -13,7 +13,7 @@ from ..builtin import default_config
 from ..errors import UsageError
 from ..experiment.layout import CHECKPOINT_FILE
 from ..names import EPOCH
-from .options import config_overrides, resolve_data_root
+from .options import config_overrides, override_origins, resolve_data_root
 
 
 def cmd_make_data(args: argparse.Namespace) -> int:
@@ -47,7 +47,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       resume_overrides={resolve_name(k): v for k, v in overrides.items()})
         print(f"best val SI-SDR {trainer.best_val_sisdr:.2f} dB; checkpoints in {args.out}")
         return 0
-    cfg = load_config(args.config or default_config(), overrides)
+    cfg = load_config(args.config or default_config(), overrides, origins=override_origins(args))
     if not cfg.data.data_root:
         cfg.data.data_root = resolve_data_root(None)
     out = args.out or Path("runs") / time.strftime("train-%Y%m%d-%H%M%S")

@@ -20,7 +20,7 @@ from ..names import COST_METRICS, METRICS
 def _check_export(args: argparse.Namespace) -> None:
     """Nothing a user made is overwritten: an existing --export-best file needs --force."""
     out = args.export_best
-    if out is not None and Path(out).exists() and not getattr(args, "force", False):
+    if out is not None and Path(out).exists() and not args.force:
         raise TuneInputError(f"--export-best {out}: the file exists; pass --force to overwrite it or pick another name")
 
 
@@ -39,28 +39,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**to_json(exp), "importance": dict(ranking), "study": study}, indent=2, default=str))
     elif not args.export_best:
-        print(table(exp, top=args.top))
-        print(summary_line(exp))
-        line = best_checkpoint_line(exp)
-        if line:
-            print(line)
-        if pareto.is_multi_objective(exp):
-            print(f"\n{front_table(exp)}")
-        if exp.search.get("validation"):
-            from ..experiment import validation
-
-            ranked = validation.scores_by_config(exp)
-            print(f"\nby config, over seeds:\n{validation.table(ranked, exp.metric)}\n"
-                  f"{validation.verdict(ranked, exp.metric)}")
-        if study:
-            print(study)
-        if location.is_uri(shown):
-            print(wandb_runs_line(exp.search))
-        if ranking:
-            from ..experiment.importance import format_importance, importance_caption
-
-            print(f"\n{importance_caption(exp)}:")
-            print(format_importance(ranking))
+        _print_report(exp, shown, study, ranking, args.top)
     if args.plots:
         from ..experiment.plots import write_plots
 
@@ -68,6 +47,35 @@ def cmd_results(args: argparse.Namespace) -> int:
         for path in write_plots(exp, out, importance=ranking):
             print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)
     return 0
+
+
+def _print_report(exp: Experiment, shown: str, study: str | None, ranking: list[tuple[str, float]], top: int) -> None:
+    """The table, the summary, the one best (a validation's: the config ranked first by mean over seeds,
+    as its best_config.yaml holds), the front, the study, where W&B runs are, the importance."""
+    print(table(exp, top=top))
+    print(summary_line(exp))
+    if exp.search.get("validation"):
+        from ..experiment import validation
+
+        ranked = validation.scores_by_config(exp)
+        print(f"\nby config, over seeds:\n{validation.table(ranked, exp.metric)}\n"
+              f"{validation.verdict(ranked, exp.metric)}")
+        line = validation.best_line(ranked, exp.metric)
+    else:
+        line = best_checkpoint_line(exp)
+    if line:
+        print(line)
+    if pareto.is_multi_objective(exp):
+        print(f"\n{front_table(exp)}")
+    if study:
+        print(study)
+    if location.is_uri(shown):
+        print(wandb_runs_line(exp.search))
+    if ranking:
+        from ..experiment.importance import format_importance, importance_caption
+
+        print(f"\n{importance_caption(exp)}:")
+        print(format_importance(ranking))
 
 
 def wandb_runs_line(search: dict) -> str:
@@ -82,7 +90,7 @@ def wandb_runs_line(search: dict) -> str:
 
 def _chosen(exp: Experiment, args: argparse.Namespace) -> TrialRecord | None:
     """The trial --pareto K / --max METRIC=VALUE pick for --export-best (None: the best one)."""
-    k, texts = getattr(args, "pareto", None), getattr(args, "bounds", [])
+    k, texts = args.pareto, args.bounds
     if k is None and not texts:
         return None
     if not args.export_best:

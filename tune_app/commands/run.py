@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
-from typing import Any
+
+from polsess.config import to_flat
 
 from ..builtin import default_config, default_space
 from ..errors import TuneInputError
 from ..experiment.location import is_uri, join
 from ..space import describe, format_dry_run, sample_configs
-from ..space.stages import parse_stages, step_notes
+from ..space.sampling import search_prior
+from ..space.stages import Stage, parse_stages, step_notes
 from ..tune.folder_lock import holding
 from ..tune.packing import pack_gpus
 from ..tune.plan import RunPlan, prepare_run, write_search_file
+from ..tune.requests import DEFAULT_STORAGE, RunRequest
 from ..tune.summary import finish
-from .options import config_overrides, resolve_data_root
+from .options import resolve_data_root, run_request
 
 DRY_RUN_SAMPLES = 3
 
@@ -39,16 +43,18 @@ def check_corpus(plan: RunPlan) -> list[str]:
     return notes
 
 
-def print_dry_run(plan: RunPlan, as_json: bool, stages: list[dict] | None = None) -> None:
+def print_dry_run(plan: RunPlan, as_json: bool, stages: list[Stage] | None = None) -> None:
     warm = []
     if plan.warm_start is not None:
         from ..experiment.warm_start import warm_trials
 
         warm = warm_trials(plan.warm_start, plan.spec)
-    samples = (sample_configs(plan.spec, DRY_RUN_SAMPLES, plan.seed, warm, num_samples=plan.trials_expected)
-               if plan.spec.space else [])
+    base_flat = to_flat(plan.base)
+    prior = search_prior(plan.spec, base_flat)
+    samples = (sample_configs(plan.spec, DRY_RUN_SAMPLES, plan.seed, warm, num_samples=plan.trials_expected,
+                              base_flat=base_flat) if plan.spec.space else [])
     if as_json:
-        info = describe(plan.spec)
+        info = describe(plan.spec, prior)
         info["num_samples"] = plan.num_samples
         info["budget_epochs"] = plan.budget_epochs
         if plan.warm_start is not None:
@@ -58,10 +64,11 @@ def print_dry_run(plan: RunPlan, as_json: bool, stages: list[dict] | None = None
         info["resources_per_trial"] = {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
         info["seed"] = plan.seed
         if stages:
-            info["stages"] = stages
+            info["stages"] = [{"name": s.name, "num_samples": s.num_samples, "overrides": s.overrides,
+                               "top_k": s.top_k} for s in stages]
         print(json.dumps(info, indent=2, default=str))
         return
-    print(format_dry_run(plan.spec, samples, num_samples=plan.num_samples))
+    print(format_dry_run(plan.spec, samples, num_samples=plan.trials_expected, prior=prior))
     if plan.budget_epochs is not None:
         print(f"budget:       {plan.budget_epochs} trial-epochs (about {plan.trials_expected} trials at "
               f"{plan.spec.scheduler.epochs_per_trial():.1f} epochs each under {plan.spec.scheduler.type})")
@@ -74,50 +81,71 @@ def print_dry_run(plan: RunPlan, as_json: bool, stages: list[dict] | None = None
     if plan.warm_start is not None:
         print(plan.warm_start.summary_line())
     if stages:
-        print("stages: " + ", ".join(f"{s['name']} ({s['num_samples']} trials)" for s in stages))
+        print("stages: " + ", ".join(f"{s.name} ({s.num_samples} trials)" for s in stages))
     v = plan.spec.validate
     if v:
         print(f"then validate: the last stage's top {v['top_k']} × seeds {', '.join(map(str, v['seeds']))} "
               f"= {v['top_k'] * len(v['seeds'])} trials" + (f", with {v['set']}" if v["set"] else ""))
 
 
-def saved_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The command's arguments as JSON values, for ``resume`` of a staged search to rebuild its plan."""
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    if args.resume:
-        from .resume import resume_experiment
-
-        if not args.name:
-            raise TuneInputError("--resume needs --name (and --storage if not ./runs) of the experiment")
-        storage = args.storage or "runs"
-        where = join(storage, args.name) if is_uri(storage) else str(Path(storage).expanduser().resolve() / args.name)
-        return resume_experiment(where, restart_errored=False, address=args.address)
-    plan = prepare_run(args, default_space(), default_config(), config_overrides(args))
+    request = run_request(args)
+    if request.resume:
+        return _resume_named(request)
+    plan = prepare_run(request, default_space(), default_config())
     if plan.spec.stages:
-        from ..tune.staged import run_staged
-
-        stages = parse_stages(plan.spec)  # checked before anything starts
-        if args.dry_run:
-            print_dry_run(plan, args.json, stages=[{"name": s.name, "num_samples": s.num_samples,
-                                                     "overrides": s.overrides, "top_k": s.top_k} for s in stages])
-            return 0
-        plan.base.data.data_root = resolve_data_root(plan.base.data.data_root)
-        for note in check_corpus(plan):
-            print(note)
-        from polsess.data import PolSESSDataset
-
-        rows = len(PolSESSDataset(plan.base.data.data_root, subset="train", task=plan.base.data.task))
-        for note in step_notes(stages, plan.base.training.num_epochs, plan.base.data.train_max_samples, rows):
-            print(f"note: {note}")
-        pack_gpus(plan)
-        with holding(plan.experiment_path, "run"):
-            return run_staged(plan, stages, saved_args(args))
-    if args.dry_run:
-        print_dry_run(plan, args.json)
+        return _run_staged(plan, request)
+    if request.dry_run:
+        _check_corpus_of_dry_run(plan, request.as_json)
+        print_dry_run(plan, request.as_json)
         return 0
+    return _run_search(plan)
+
+
+def _resume_named(request: RunRequest) -> int:
+    """``run --resume --name N [--storage S]``: the experiment S/N, resumed."""
+    from .resume import resume_experiment
+
+    if not request.name:
+        raise TuneInputError("--resume needs --name (and --storage if not ./runs) of the experiment")
+    storage = request.storage or DEFAULT_STORAGE
+    where = (join(storage, request.name) if is_uri(storage)
+             else str(Path(storage).expanduser().resolve() / request.name))
+    return resume_experiment(where, restart_errored=False, address=request.address)
+
+
+def _check_corpus_of_dry_run(plan: RunPlan, as_json: bool) -> None:
+    """A dry run checks a configured corpus as the run does (a missing or broken one: one error line).
+    Without one the run makes the demo corpus, which a dry run does not write."""
+    if not plan.base.data.data_root:
+        return
+    for note in check_corpus(plan):
+        print(note, file=sys.stderr if as_json else sys.stdout)
+
+
+def _run_staged(plan: RunPlan, request: RunRequest) -> int:
+    from ..tune.staged import run_staged
+
+    stages = parse_stages(plan.spec)  # checked before anything starts
+    if request.dry_run:
+        _check_corpus_of_dry_run(plan, request.as_json)
+        print_dry_run(plan, request.as_json, stages=stages)
+        return 0
+    plan.base.data.data_root = resolve_data_root(plan.base.data.data_root)
+    for note in check_corpus(plan):
+        print(note)
+    from polsess.data import PolSESSDataset
+
+    rows = len(PolSESSDataset(plan.base.data.data_root, subset="train", task=plan.base.data.task))
+    for note in step_notes(stages, plan.base.training.num_epochs, plan.base.data.train_max_samples, rows):
+        print(f"note: {note}")
+    pack_gpus(plan)
+    with holding(plan.experiment_path, "run"):
+        return run_staged(plan, stages, request)
+
+
+def _run_search(plan: RunPlan) -> int:
+    """One search: the corpus checked, GPUs packed, what runs said in a line, then Ray Tune."""
     plan.base.data.data_root = resolve_data_root(plan.base.data.data_root)
     corpus_notes = check_corpus(plan)
     pack_gpus(plan)

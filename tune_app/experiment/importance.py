@@ -58,6 +58,8 @@ __all__ = [
 EVALUATORS = ("fanova", "ped-anova")
 MIN_TRIALS = 2
 HINT_BELOW = 10  # fewer finished trials than this: the ranking is a hint, and says so
+TRIAL_ATTR = "trial_id"  # user attributes of an importance_study trial: the Tune trial it stands for,
+STATUS_ATTR = "status"  # and how that trial ended (the views of the space mark early-stopped ones)
 
 
 def _inferred(path: str, values: list[Any]) -> Param:
@@ -122,7 +124,8 @@ def _point(params: dict[str, Param], flat: dict[str, Any]) -> dict[str, Any] | N
 
 
 def importance_study(exp: Experiment) -> optuna.Study:
-    """An in-memory Optuna study holding one COMPLETE trial per usable trial of ``exp``.
+    """An in-memory Optuna study holding one COMPLETE trial per usable trial of ``exp``, valued at its
+    best epoch, its Tune trial id and status kept as user attributes (``TRIAL_ATTR``, ``STATUS_ATTR``).
 
     Raises :class:`TuneInputError` when nothing was searched or fewer than 2 trials are usable.
     """
@@ -141,7 +144,8 @@ def importance_study(exp: Experiment) -> optuna.Study:
         if values is None:
             skipped += 1
             continue
-        frozen.append(optuna.trial.create_trial(params=values, distributions=dists, value=score))
+        frozen.append(optuna.trial.create_trial(params=values, distributions=dists, value=score,
+                                                user_attrs={TRIAL_ATTR: t.trial_id, STATUS_ATTR: t.status}))
     if len(frozen) < MIN_TRIALS:
         c = exp.counts()
         why = (f"{c.get(COMPLETED, 0)} completed and {c.get(EARLY_STOPPED, 0)} early-stopped trials, "
@@ -207,7 +211,6 @@ def importance_caption(exp: Experiment) -> str:
     n = len(usable_trials(exp))
     hint = f"; with fewer than {HINT_BELOW}, a hint rather than a measurement" if n < HINT_BELOW else ""
     return f"parameter importance (fANOVA over {exp.metric}, {n} finished trials{hint})"
-
 
 
 def format_importance(ranking: list[tuple[str, float]], width: int = 30) -> str:

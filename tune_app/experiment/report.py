@@ -13,7 +13,18 @@ from typing import Any
 from polsess.config import config_from_flat, flatten, save_config
 
 from ..errors import TuneInputError
-from ..names import COMPLETED, COST_METRICS, CURVE_METRIC, EARLY_STOPPED, EPOCH, ERROR, VALIDATION_KEY, status_label
+from ..names import (
+    BUDGET_CUT,
+    COMPLETED,
+    COST_METRICS,
+    CURVE_METRIC,
+    EARLY_STOPPED,
+    EPOCH,
+    ERROR,
+    NOT_STARTED,
+    VALIDATION_KEY,
+    status_label,
+)
 from . import pareto
 from .location import is_uri, shown
 from .results import Experiment, TrialRecord
@@ -35,17 +46,28 @@ def _all_ranked(exp: Experiment) -> list[TrialRecord]:
     return ranked + [t for t in exp.trials if t not in ranked]
 
 
+def sources(exp: Experiment) -> dict[str, str]:
+    """Tune trial id → where its config came from (``base``, ``prior``, ``model``, …: the study's
+    tags, tune_app.space.prior); empty for a search whose study is not on disk."""
+    from .study import trial_sources
+
+    return trial_sources(exp.search, exp.path)
+
+
 def table(exp: Experiment, top: int | None = None) -> str:
     rows = _all_ranked(exp)
     rows = rows[:top] if top else rows
     flat_configs = [flatten(t.config) for t in rows]
     params = exp.space or []
-    head = ["trial", "status", *[short_name(p) for p in params], "epochs", f"best {exp.metric}", "last val_sisdr"]
+    source = sources(exp)
+    head = ["trial", "status", *(["source"] if source else []), *[short_name(p) for p in params], "epochs",
+            f"best {exp.metric}", "last val_sisdr"]
     body = []
     for t, flat in zip(rows, flat_configs, strict=True):
         best = t.best(exp.metric, exp.mode)
         last = t.scores(CURVE_METRIC)[-1] if t.scores(CURVE_METRIC) else None
-        body.append([t.trial_id, t.status, *[_fmt(flat.get(p, "")) for p in params], str(t.epochs),
+        body.append([t.trial_id, t.status, *([source.get(t.trial_id, "-")] if source else []),
+                     *[_fmt(flat.get(p, "")) for p in params], str(t.epochs),
                      "-" if best is None else f"{best:.2f}", "-" if last is None else f"{last:.2f}"])
     widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [head, *body])
@@ -53,6 +75,7 @@ def table(exp: Experiment, top: int | None = None) -> str:
 
 def to_json(exp: Experiment) -> dict[str, Any]:
     trials = []
+    source = sources(exp)
     for t in exp.trials:
         ckpt = t.best_checkpoint(exp.metric, exp.mode)
         latest = t.latest_checkpoint()
@@ -60,12 +83,16 @@ def to_json(exp: Experiment) -> dict[str, Any]:
         trials.append({
             "trial_id": t.trial_id,
             "status": t.status,
+            "source": source.get(t.trial_id),  # base, prior, model, random, warm-start, point; None: untagged
             "config": t.config,
             f"best_{CURVE_METRIC}": max(val) if val else None,
             f"last_{CURVE_METRIC}": val[-1] if val else None,
             "epochs": t.epochs,
             "checkpoint": shown(ckpt) if ckpt else None,  # the best epoch's: what evaluate wants
+            # The epoch each holds: after a resume a checkpoint's number is not its epoch (results.py).
+            "checkpoint_epoch": t.checkpoint_epoch(ckpt),
             "latest_checkpoint": shown(latest) if latest else None,
+            "latest_checkpoint_epoch": t.checkpoint_epoch(latest),
             "error": t.error,
         })
     best = exp.best_trial()
@@ -83,6 +110,9 @@ def to_json(exp: Experiment) -> dict[str, Any]:
         "best": None if best is None else {
             "trial_id": best.trial_id,
             "score": best.best(exp.metric, exp.mode),
+            EPOCH: best_epoch(exp, best),
+            "checkpoint": shown(c) if (c := best.best_checkpoint(exp.metric, exp.mode)) else None,
+            "checkpoint_epoch": best.checkpoint_epoch(c),
             "config": best.config,
         },
     }
@@ -144,7 +174,8 @@ def error_lines(exp: Experiment) -> list[str]:
 
 def summary_line(exp: Experiment) -> str:
     c = exp.counts()
-    shown = (COMPLETED, EARLY_STOPPED, ERROR)
+    # Completed, early-stopped and errored always; a budget's cut and never-started trials when there are any.
+    shown = (COMPLETED, EARLY_STOPPED, *(k for k in (BUDGET_CUT, NOT_STARTED) if c.get(k)), ERROR)
     parts = [f"{c.get(k, 0)} {status_label(k)}" for k in shown]
     other = sum(v for k, v in c.items() if k not in shown)
     if other:
@@ -160,11 +191,19 @@ def best_checkpoint_line(exp: Experiment) -> str | None:
     if best is None:
         return None
     score = best.best(exp.metric, exp.mode)
-    epoch = next((r.get(EPOCH) for r in best.history if r.get(exp.metric) == score), None)
     ckpt = best.best_checkpoint(exp.metric, exp.mode)
     where = ""
-    if ckpt and is_uri(shown(ckpt)):  # its weights are in the bucket; evaluate reads a local folder
-        where = f"; checkpoint {shown(ckpt)}"
-    elif ckpt:
-        where = f"; checkpoint {ckpt} (score it: polsess-tune evaluate {ckpt})"
-    return f"best: trial {best.trial_id}, {exp.metric} {score:.2f} at epoch {epoch}{where}"
+    if ckpt:
+        held = best.checkpoint_epoch(ckpt)
+        notes = [f"epoch {held}"] if held is not None else []
+        if not is_uri(shown(ckpt)):  # a URI's weights are in the bucket; evaluate reads a local folder
+            notes.append(f"score it: polsess-tune evaluate {ckpt}")
+        where = f"; checkpoint {shown(ckpt)}" + (f" ({'; '.join(notes)})" if notes else "")
+    return f"best: trial {best.trial_id}, {exp.metric} {score:.2f} at epoch {best_epoch(exp, best)}{where}"
+
+
+def best_epoch(exp: Experiment, trial: TrialRecord) -> int | None:
+    """The epoch of ``trial``'s best score (its first, on a tie)."""
+    score = trial.best(exp.metric, exp.mode)
+    epoch = next((r.get(EPOCH) for r in trial.history if r.get(exp.metric) == score), None)
+    return int(epoch) if isinstance(epoch, (int, float)) else None

@@ -17,16 +17,14 @@ from typing import Any
 
 from ..errors import TuneInputError
 from ..names import (
-    COMPLETED,
     DEFAULT_METRIC,
-    DONE_TRAINING,
-    EARLY_STOPPED,
     EPOCH,
     ERROR,
     FINISHED,
     PENDING,
     RAY_TERMINATED,
     UNKNOWN,
+    ended_status,
 )
 from . import layout
 
@@ -62,16 +60,31 @@ class TrialRecord:
         folders = layout.checkpoint_dirs(self.path) if self.path is not None else []
         return folders[-1] if folders else None
 
+    def checkpoint_reports(self) -> dict[str, dict[str, Any]]:
+        """Kept checkpoint folder name → the report of the epoch it holds: the last one naming it.
+
+        Why not the folder's number: Ray numbers checkpoints by its own count, which a resume restarts
+        from the state it saved, and epochs a restored trial reports from its checkpoint's history come
+        without a checkpoint, so after a resume ``checkpoint_000005`` can hold epoch 7 (and a number can
+        be written twice: the later epoch is what the folder holds)."""
+        if self.path is None:
+            return {}
+        kept = {p.name for p in layout.checkpoint_dirs(self.path)}
+        return {name: r for r in self.history if (name := str(r.get(layout.CHECKPOINT_DIR_KEY))) in kept}
+
+    def checkpoint_epoch(self, checkpoint: Path | None) -> int | None:
+        """The epoch a kept checkpoint folder holds (None when no report names it)."""
+        epoch = self.checkpoint_reports().get(checkpoint.name, {}).get(EPOCH) if checkpoint is not None else None
+        return int(epoch) if isinstance(epoch, (int, float)) else None
+
     def best_checkpoint(self, metric: str, mode: str) -> Path | None:
         """The kept checkpoint whose epoch scored best on ``metric``; the newest kept one when no
         report names a kept folder (a folder copied without its result.json)."""
         if self.path is None:
             return None
-        kept = {p.name: p for p in layout.checkpoint_dirs(self.path)}
         sign = 1 if mode == "max" else -1
-        scored = [(sign * r[metric], p) for r in self.history
-                  if (p := kept.get(str(r.get(layout.CHECKPOINT_DIR_KEY)))) is not None
-                  and isinstance(r.get(metric), (int, float)) and math.isfinite(r[metric])]
+        scored = [(sign * r[metric], self.path / name) for name, r in self.checkpoint_reports().items()
+                  if isinstance(r.get(metric), (int, float)) and math.isfinite(r[metric])]
         if scored:
             return max(scored, key=lambda sp: sp[0])[1]
         return self.latest_checkpoint()
@@ -153,6 +166,7 @@ def load_experiment(path: str | Path) -> Experiment:
     metric = search.get("metric", DEFAULT_METRIC)
     mode = search.get("mode", "max")
     states = _trial_states(path)
+    budget = isinstance(search.get("budget_epochs"), int)
     trials = []
     replaced_epochs = 0
     for trial_dir in layout.trial_dirs(path):
@@ -165,7 +179,7 @@ def load_experiment(path: str | Path) -> Experiment:
         history = history_by_epoch(layout.read_results(trial_dir))
         trials.append(TrialRecord(
             trial_id=trial_id,
-            status=_status(state.get("status"), history),
+            status=_status(state.get("status"), history, budget),
             config=config,
             history=history,
             path=trial_dir,
@@ -173,7 +187,7 @@ def load_experiment(path: str | Path) -> Experiment:
         ))
     for trial_id, state in states.items():  # trials that never got a folder
         if not any(t.trial_id == trial_id for t in trials):
-            trials.append(TrialRecord(trial_id, _status(state.get("status"), []), state.get("config") or {}))
+            trials.append(TrialRecord(trial_id, _status(state.get("status"), [], budget), state.get("config") or {}))
     return Experiment(path, metric, mode, search.get("space_paths", []), trials, search, replaced_epochs)
 
 
@@ -235,8 +249,8 @@ def _error_text(trial: dict[str, Any]) -> str | None:
     return None
 
 
-def _status(ray_status: str | None, history: list[dict[str, Any]]) -> str:
+def _status(ray_status: str | None, history: list[dict[str, Any]], budget: bool) -> str:
     if ray_status == RAY_TERMINATED:
-        finished = bool(history) and history[-1].get(DONE_TRAINING, True)
-        return COMPLETED if finished else EARLY_STOPPED
+        return ended_status(next((r for r in reversed(history) if isinstance(r.get(EPOCH), (int, float))), None),
+                            budget)
     return ray_status or (PENDING if not history else UNKNOWN)

@@ -20,6 +20,7 @@ from typing import Any
 import optuna
 
 from ..errors import TuneInputError
+from ..names import BUDGET_CUT, COMPLETED, END_STATE_KEY, ITERATION, NOT_STARTED, status_label
 from . import layout
 
 
@@ -29,6 +30,8 @@ def default_storage_url(experiment_path: str | Path) -> str:
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """An RDB storage for ``url`` (creating SQLite's file and Optuna's tables), or one error line."""
+    from sqlalchemy.exc import SQLAlchemyError  # here: optuna itself imports sqlalchemy only when it needs it
+
     kwargs: dict[str, Any] = {}
     try:
         if url.startswith("sqlite:///"):
@@ -36,7 +39,9 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             # The dashboard reads while the driver writes: wait for its lock instead of failing at once.
             kwargs["engine_kwargs"] = {"connect_args": {"timeout": 30}}
         return optuna.storages.RDBStorage(url, **kwargs)
-    except Exception as exc:  # sqlalchemy's errors: a bad URL, a missing driver, no server
+    # sqlalchemy's errors (a bad URL, an unknown dialect, no server), a missing driver (ImportError), a folder
+    # that cannot be made (OSError), Optuna's (StorageInternalError; RuntimeError: a schema of another version).
+    except (SQLAlchemyError, ImportError, ValueError, OSError, optuna.exceptions.OptunaError, RuntimeError) as exc:
         why = f"{type(exc).__name__}: {redact(str(exc)).splitlines()[0]}"
         raise TuneInputError(f"--optuna-storage {redact(url)}: cannot open it ({why}); check the URL and "
                              "that the database is up") from None
@@ -45,11 +50,15 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
 def redact(url: str) -> str:
     """``postgresql://user:secret@host/db`` → ``postgresql://user:***@host/db``: a password never printed."""
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("@")[-1] if "@" in url else url
+    except (ArgumentError, ValueError):  # not a URL sqlalchemy parses (ValueError: a port that is not a number)
+        if "@" not in url:
+            return url
+        head, _, host = url.rpartition("@")
+        return f"{head.split('://')[0]}://***@{host}" if "://" in head else f"***@{host}"
 
 
 def check_new_study(url: str, name: str) -> None:
@@ -61,13 +70,18 @@ def check_new_study(url: str, name: str) -> None:
 
 
 def has_password(url: str) -> bool:
-    """Whether the URL itself carries a password (``user:pw@`` or a ``password=`` query)."""
+    """Whether the URL itself carries a password (``user:pw@`` or a ``password=`` query).
+
+    A URL sqlalchemy cannot parse is refused (TuneInputError): whether it holds a password is unknown,
+    and "no" would let one through into Tune's files."""
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
     try:
         parsed = make_url(url)
-    except Exception:
-        return False
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number (its text may quote the URL)
+        raise TuneInputError(f"--optuna-storage {redact(url)}: not a database URL sqlalchemy can parse; write it "
+                             "as dialect://user@host[:port]/db, e.g. postgresql://me@db.example/tune") from None
     return bool(parsed.password) or any(k.lower() in ("password", "passwd") for k in parsed.query)
 
 
@@ -95,22 +109,39 @@ def end_trials_cut_by_budget(folder: str | Path) -> int:
 
     Why by hand: Tune ends a search through ``Stopper.stop_all`` (tune_app.tune.budget) by setting
     its running trials TERMINATED without telling the searcher, so the study would keep them RUNNING
-    for optuna-dashboard and importance. A cut trial with epochs scored is PRUNED (stopped early, like
-    ASHA's), one cut in its first epoch FAIL. Only after a budget was spent: after Ctrl-C the RUNNING
-    trials are the ones ``resume`` continues."""
+    for optuna-dashboard and importance. Each is told as ``results`` names it (names.ended_status),
+    with that name as its ``end_state`` user attribute (Optuna's PRUNED is ASHA's too): budget-cut and
+    early-stopped PRUNED (its last epoch's score added: Tune hands the searcher no result it stops a
+    trial on), not-started FAIL, a completed one (ended in the same step) COMPLETE with its best score.
+    Only after a budget was spent: after Ctrl-C the RUNNING trials are the ones ``resume`` continues."""
     from .results import load_experiment
 
     folder = Path(folder)
     search = layout.read_json(folder / layout.SEARCH_FILE) or {}
-    if not search.get("budget_epochs") or not load_experiment(folder).budget_spent:
-        return 0
-    study = load_study(search, folder)
-    if study is None:
+    exp = load_experiment(folder) if search.get("budget_epochs") else None
+    study = load_study(search, folder) if exp is not None and exp.budget_spent else None
+    if exp is None or study is None:
         return 0
     cut = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.RUNNING]
+    url = default_storage_url(folder) if (folder / layout.STUDY_FILE).is_file() else search["optuna_storage"]
+    storage = open_storage(url)
+    study_id = storage.get_study_id_from_name(study.study_name)
+    trials = {t.trial_id: t for t in exp.trials}
+    single = len(study.directions) == 1
     for t in cut:
-        study.tell(t.number, state=optuna.trial.TrialState.PRUNED if t.intermediate_values
-                   else optuna.trial.TrialState.FAIL)
+        trial = trials.get(str(t.user_attrs.get("ray_trial_id")))
+        status = trial.status if trial is not None else (BUDGET_CUT if t.intermediate_values else NOT_STARTED)
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+        storage.set_trial_user_attr(trial_id, END_STATE_KEY, status_label(status))
+        for row in (trial.history if trial is not None and single else []):
+            step, value = row.get(ITERATION), row.get(exp.metric)
+            if isinstance(step, int) and isinstance(value, (int, float)) and step not in t.intermediate_values:
+                storage.set_trial_intermediate_value(trial_id, step, float(value))
+        if status == COMPLETED and single and trial.best(exp.metric, exp.mode) is not None:
+            study.tell(t.number, trial.best(exp.metric, exp.mode))
+        else:
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL if status == NOT_STARTED
+                       else optuna.trial.TrialState.PRUNED)
     return len(cut)
 
 
@@ -134,3 +165,15 @@ def study_line(search: dict[str, Any], folder: str | Path | None = None) -> str 
     if url.startswith("sqlite:///") and folder is not None and (Path(folder) / layout.STUDY_FILE).is_file():
         url = default_storage_url(folder)
     return f"Optuna study {study.study_name!r}: {total} trials ({parts}); view it: optuna-dashboard {url}"
+
+
+def trial_sources(search: dict[str, Any], folder: str | Path | None = None) -> dict[str, str]:
+    """Tune trial id → where its config came from (``base``, ``prior``, ``model``, ``random``,
+    ``point``: the study's ``source`` user attribute, tune_app.space.prior); empty without a study."""
+    from ..space.prior import SOURCE_ATTR
+
+    study = load_study(search, folder)
+    if study is None:
+        return {}
+    return {t.user_attrs["ray_trial_id"]: t.user_attrs[SOURCE_ATTR] for t in study.get_trials(deepcopy=False)
+            if SOURCE_ATTR in t.user_attrs and "ray_trial_id" in t.user_attrs}

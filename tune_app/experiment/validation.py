@@ -98,3 +98,13 @@ def table(ranked: list[ConfigScores], metric: str) -> str:
                      *[f"{c.scores[s]:.3f}" if s in c.scores else "-" for s in seeds]])
     widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
     return "\n".join("  ".join(x.ljust(w) for x, w in zip(r, widths, strict=True)).rstrip() for r in [head, *body])
+
+
+def best_line(ranked: list[ConfigScores], metric: str) -> str | None:
+    """``best: trial X's config, …``: the config ranked first by mean, the one ``best_config.yaml`` holds
+    (not the single best run, which a lucky seed can make another config's)."""
+    if not ranked or not ranked[0].scores:
+        return None
+    best = ranked[0]
+    return (f"best: trial {best.source_trial}'s config, {metric} {best.mean:.3f} ± {best.std:.3f} dB over seeds "
+            f"{', '.join(map(str, best.scores))} (runs {', '.join(best.trials.values())})")

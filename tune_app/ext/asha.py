@@ -45,6 +45,13 @@ class ResumableASHA(ASHAScheduler):
         self._stop_at_next_report: set[str] = set()
         self._best_signed: dict[str, float] = {}  # per trial, max of metric_op × score so far
 
+    @classmethod
+    def live(cls, **kwargs: Any) -> ResumableASHA:
+        """One that starts empty with nothing recorded to replay (a simulated search, a test)."""
+        sched = cls(**kwargs)
+        sched._replayed = True
+        return sched
+
     def _best_so_far(self, trial_id: str, signed: float) -> float:
         """``signed`` (metric_op × score) folded into the trial's running best, which is returned."""
         best = max(signed, self._best_signed.get(trial_id, signed))

@@ -36,6 +36,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from ..experiment import layout
 from ..names import DONE_TRAINING, EPOCH, ITERATION
+from ..space.prior import SOURCE_ATTR, WARM, PriorSampler
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,12 @@ class PruningOptunaSearch(OptunaSearch):
             logger.info("trial %s takes over study trial %d, asked before the driver stopped", trial_id, orphan.number)
         config = super().suggest(trial_id)
         if new and trial_id in self._ot_trials:
-            self._ot_trials[trial_id].set_user_attr(RAY_TRIAL_ID, trial_id)
+            ot_trial = self._ot_trials[trial_id]
+            ot_trial.set_user_attr(RAY_TRIAL_ID, trial_id)
+            source = self._ot_study.sampler.source(ot_trial.number) if isinstance(
+                self._ot_study.sampler, PriorSampler) else None
+            if source is not None:
+                ot_trial.set_user_attr(SOURCE_ATTR, source)
         return config
 
     def restore(self, checkpoint_path: str) -> None:
@@ -80,13 +86,21 @@ class PruningOptunaSearch(OptunaSearch):
         """A finished trial of an earlier search, in the study as such (``warm_start`` = its source)."""
         self._ot_study.add_trial(optuna.trial.create_trial(
             state=TrialState.COMPLETE, value=value, params=params, distributions=self._space,
-            user_attrs={WARM_START: source}))
+            user_attrs={WARM_START: source, SOURCE_ATTR: WARM}))
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if trial_id in self._completed_trials:
             return  # told already (by the storage, before a restore); Ray's own warning would repeat it
-        if self._adopt(trial_id, result):
+        if self._adopt(trial_id, result) and not self._step_told(trial_id, result):
             super().on_trial_result(trial_id, result)
+
+    def _step_told(self, trial_id: str, result: dict[str, Any]) -> bool:
+        """A trial training again from epoch 1 (tune_app.experiment.restart) reports steps the study
+        holds; Optuna would keep the first value anyway and print a warning for each."""
+        if isinstance(self.metric, list):
+            return False
+        ot_trial = self._ot_trials[trial_id]
+        return result.get(ITERATION) in ot_trial.storage.get_trial(ot_trial._trial_id).intermediate_values
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         if trial_id in self._completed_trials:
@@ -100,8 +114,10 @@ class PruningOptunaSearch(OptunaSearch):
             return super().on_trial_complete(trial_id, result=self._with_best(trial_id, result), error=error)
         try:
             self._ot_study.tell(self._ot_trials[trial_id], state=TrialState.PRUNED)
-        except Exception as exc:  # e.g. the trial was already told
-            logger.warning(exc)
+        # ValueError: the trial was already told. Anything else (the study's database gone) is logged with its
+        # traceback but not raised: raised here, it would end the whole search in Tune's loop.
+        except Exception as exc:
+            logger.warning("Optuna: trial %s not told PRUNED (%s)", trial_id, exc, exc_info=True)
         self._completed_trials.add(trial_id)
 
     def _adopt(self, trial_id: str, result: dict[str, Any] | None) -> bool:

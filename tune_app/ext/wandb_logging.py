@@ -37,7 +37,7 @@ from ray.tune.experiment import Trial
 
 from ..experiment.layout import WANDB_DIR
 from ..experiment.location import driver_folder
-from ..names import COMPLETED, DONE_TRAINING, EARLY_STOPPED, EPOCH, ERROR, ITERATION, VALIDATION_KEY, status_label
+from ..names import END_STATE_KEY, EPOCH, ERROR, ITERATION, VALIDATION_KEY, ended_status, status_label
 from .trial_files import trial_results
 from .wandb_offline import read_offline_run
 
@@ -82,17 +82,22 @@ class OrderedSender:
         self._items.put((actor, item))
 
     def flush(self, timeout: float) -> bool:
-        """Wait until every handed-over item has reached its actor; False if ``timeout`` ran out."""
+        """Wait until every handed-over item has reached its actor; False if none arrived for ``timeout``
+        seconds. Bounded by progress, not in all: on a loaded machine a backlog of puts to actors
+        still starting takes long, but gets on; only a stuck actor stops it."""
         with self._idle:
-            return self._idle.wait_for(lambda: self._pending == 0, timeout=timeout)
+            while self._pending:
+                if not self._idle.wait_for(lambda left=self._pending: self._pending < left, timeout=timeout):
+                    return False
+            return True
 
     def _run(self) -> None:
         while True:
             actor, item = self._items.get()
             try:
                 self._send(actor, item)
-            except Exception as exc:
-                logger.warning("W&B: a result did not reach its logging actor: %s", exc)
+            except Exception as exc:  # any: a dead actor's error is Ray's, a bad item's is the actor's
+                logger.warning("W&B: a result did not reach its logging actor: %s", exc, exc_info=exc)
             with self._idle:
                 self._pending -= 1
                 self._idle.notify_all()
@@ -104,18 +109,25 @@ END_STATE = "polsess_end_state"  # a queue item of ours: the trial's end state, 
 class _Inbox(queue.Queue):
     """The logging actor's queue. Ray's run loop reads it only after ``wandb.init``: when it reaches
     the END item, the trial's end state (put earlier) goes into the run's summary and tags, in the
-    run loop's thread, before ``wandb.finish``."""
+    run loop's thread, before ``wandb.finish``. It notes the run's ``.wandb`` file there too."""
 
     def __init__(self) -> None:
         super().__init__()
         self.end_state: dict[str, Any] | None = None
+        self.run_file: str | None = None
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         item = super().get(block, timeout)
-        if item[0] == _QueueItem.END and self.end_state and wandb.run is not None:
-            wandb.run.summary.update(self.end_state)
-            wandb.run.tags = (*wandb.run.tags, self.end_state["end_state"])
+        if item[0] == _QueueItem.END and wandb.run is not None:
+            self.run_file = wandb.run.settings.sync_file
+            if self.end_state:
+                wandb.run.summary.update(self.end_state)
+                wandb.run.tags = (*wandb.run.tags, self.end_state[END_STATE_KEY])
         return item
+
+
+class RunNotWritten(RuntimeError):
+    """A logging actor's run is not (all) on disk after ``wandb.finish`` and ``wandb.teardown``."""
 
 
 class InboxLoggingActor(_WandbLoggingActor):
@@ -130,6 +142,23 @@ class InboxLoggingActor(_WandbLoggingActor):
         if api_key:
             os.environ[WANDB_ENV_VAR] = api_key
         super().__init__(logdir, _Inbox(), exclude, to_config, *args, **kwargs)
+
+    def run(self) -> str | None:
+        """Ray's run (``wandb.init``, the queue, ``wandb.finish``), then wait until the run is on disk;
+        the run's ``.wandb`` file.
+
+        ``wandb.finish`` returns once wandb-core has handled the run's exit, but wandb-core writes the
+        ``.wandb`` file (buffered: the bare 7-byte header until then) only when it closes the run,
+        after that. The driver kills this actor as soon as ``run`` returns, and its wandb-core with
+        it: on a loaded machine the whole run was lost (issue #24). ``wandb.teardown`` waits until
+        wandb-core has closed every run and exited; the driver bounds the wait (``upload_timeout``
+        without progress). The exit record read back proves the file complete."""
+        super().run()
+        wandb.teardown()
+        run_file = self.queue.run_file
+        if run_file and os.path.isfile(run_file) and read_offline_run(run_file).exit_code is None:
+            raise RunNotWritten(f"{run_file}: no exit record after wandb.finish and wandb.teardown")
+        return run_file
 
     def put(self, item: Any) -> None:
         if isinstance(item, tuple) and item[0] == END_STATE:
@@ -154,10 +183,13 @@ FINISHING_WAIT_S = 120.0
 
 
 class EpochWandbLoggerCallback(WandbLoggerCallback):
+    actor_class: type = InboxLoggingActor  # the logging actor each trial gets (a subclass may log differently)
+
     def __init__(self, *args: Any, finishing_at_most: int = FINISHING_AT_MOST, uri: str | None = None,
-                 **kwargs: Any) -> None:
+                 budget: bool = False, **kwargs: Any) -> None:
         kwargs.setdefault("resume", "allow")
         super().__init__(*args, **kwargs)
+        self._budget = budget  # a budget search: a trial its end cuts is budget-cut (names.ended_status)
         self._uri = uri  # a URI experiment: its W&B runs go to the driver folder of whichever machine drives it
         self._logged: dict[str, set[int]] = {}
         self._sender: OrderedSender | None = None  # started on first use: the callback is pickled before
@@ -189,7 +221,7 @@ class EpochWandbLoggerCallback(WandbLoggerCallback):
                 **_force_on_current_node(),
                 max_restarts=-1,
                 max_task_retries=-1,
-            )(InboxLoggingActor)
+            )(self.actor_class)
         origin = (trial.config or {}).get(VALIDATION_KEY)
         if isinstance(origin, dict):  # a validation run: which trial's config, which seed
             wandb_init_kwargs["tags"] = [*(wandb_init_kwargs.get("tags") or []),
@@ -224,13 +256,16 @@ class EpochWandbLoggerCallback(WandbLoggerCallback):
     def log_trial_end(self, trial: Trial, failed: bool = False) -> None:
         """Early-stopped, completed and errored trials all exit 0 in W&B: say which in the summary
         (``end_state``, ``epochs``) and as a tag, so the runs can be told apart and filtered."""
-        if trial in self._trial_queues:
-            last = trial.last_result or {}
-            state = ERROR if failed else (COMPLETED if last.get(DONE_TRAINING, True) else EARLY_STOPPED)
-            self._trial_queues[trial].put((END_STATE, {"end_state": status_label(state),
-                                                      "epochs": int(last.get(EPOCH, 0) or 0)}))
+        self._put_end_state(trial, failed)
         self._ended.add(trial.trial_id)
         super().log_trial_end(trial, failed=failed)
+
+    def _put_end_state(self, trial: Trial, failed: bool) -> None:
+        if trial in self._trial_queues:
+            last = trial.last_result or {}
+            state = ERROR if failed else ended_status(last, budget=getattr(self, "_budget", False))  # older pickles
+            self._trial_queues[trial].put((END_STATE, {END_STATE_KEY: status_label(state),
+                                                      "epochs": int(last.get(EPOCH, 0) or 0)}))
 
     def log_trial_start(self, trial: Trial) -> None:
         first_start = trial.trial_id not in self._logged
@@ -275,6 +310,12 @@ class EpochWandbLoggerCallback(WandbLoggerCallback):
         step: Ray's callback does it only when another trial ends, so with many short trials dozens of
         finished actors (~250 MB each) stay alive until the search ends."""
         super().on_step_end(iteration, trials, **info)
+        # A spent budget (Stopper.stop_all) ends the running trials in this step without log_trial_end
+        # (at the experiment's end, interrupted trials are TERMINATED too: not there).
+        for trial in list(self._trial_queues):
+            if trial.status == Trial.TERMINATED and trial.trial_id not in self._ended:
+                self._put_end_state(trial, failed=False)
+                self._ended.add(trial.trial_id)
         if self._trial_logging_futures:
             self._cleanup_logging_actors()
 
@@ -286,5 +327,36 @@ class EpochWandbLoggerCallback(WandbLoggerCallback):
         for trial in list(self._trial_logging_actors):
             self._signal_logging_actor_stop(trial)
         if self._sender is not None and not self._sender.flush(self._upload_timeout):
-            logger.warning("W&B: results still queued after %s s; stopping their logging actors", self._upload_timeout)
-        super().on_experiment_end(trials, **info)
+            logger.warning("W&B: no queued result reached a logging actor for %s s; the rest are dropped",
+                           self._upload_timeout)
+        self._finish_logging_actors()  # instead of Ray's on_experiment_end: the same, bounded by progress
+
+    def _finish_logging_actors(self) -> None:
+        """Wait for every logging actor to write its run, for as long as they get on. Ray waits
+        ``upload_timeout`` in all, then kills the rest: on a loaded machine, runs still being written.
+        Here the bound is ``upload_timeout`` without any actor finishing; those still writing then
+        are stopped and named (and the search's summary names their runs, :func:`incomplete_runs_line`)."""
+        while self._trial_logging_futures:
+            futures = list(self._trial_logging_futures.values())
+            done, _ = ray.wait(futures, num_returns=1, timeout=self._upload_timeout)
+            if not done:
+                break
+            self._cleanup_logging_actors()
+        self._cleanup_logging_actors(kill_on_timeout=True)
+
+    def _cleanup_logging_actors(self, timeout: int = 0, kill_on_timeout: bool = False) -> None:
+        """Ray's (end the actors whose ``run`` has returned; with ``kill_on_timeout``, the rest too), and
+        a warning naming each trial whose run is not on disk: its actor raised or died, or was stopped."""
+        futures = list(self._trial_logging_futures.values())
+        done, remaining = ray.wait(futures, num_returns=len(futures), timeout=timeout)
+        for future in done:
+            try:
+                ray.get(future)
+            except ray.exceptions.RayError as exc:  # RunNotWritten inside, or the actor's death
+                trial_id = self._logging_future_to_trial[future].trial_id
+                logger.warning("W&B: the run of trial %s was not written whole: %s", trial_id, exc, exc_info=exc)
+        if kill_on_timeout and remaining:
+            ids = ", ".join(self._logging_future_to_trial[f].trial_id for f in remaining)
+            logger.warning("W&B: the logging actors of trials %s were still writing %s s after the last one "
+                           "finished: stopped, their runs may be incomplete", ids, self._upload_timeout)
+        super()._cleanup_logging_actors(timeout=0, kill_on_timeout=kill_on_timeout)

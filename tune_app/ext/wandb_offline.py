@@ -31,14 +31,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..names import EPOCH
+
 if TYPE_CHECKING:
     from wandb.proto.wandb_internal_pb2 import Record
+
+    from ..experiment.results import Experiment
 
 __all__ = [
     "BLOCK_SIZE",
     "OfflineRun",
     "ReadStats",
     "find_offline_runs",
+    "incomplete_runs",
+    "incomplete_runs_line",
     "metric_history",
     "read_offline_run",
     "read_records",
@@ -340,3 +346,42 @@ def metric_history(run: OfflineRun, key: str | Sequence[str]) -> list[tuple[int,
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             points.append((int(row.get("_step", index)), float(value)))
     return points
+
+
+def _epochs(rows: Iterable[dict[str, Any]]) -> set[int]:
+    return {int(row[EPOCH]) for row in rows if isinstance(row.get(EPOCH), (int, float))}
+
+
+def incomplete_runs(exp: Experiment, wandb_dir: str | os.PathLike[str]) -> list[str]:
+    """The trials whose W&B offline runs lack an epoch the trial reported, or never finished writing
+    (no exit record in any of its folders): what W&B lost, though Tune's results hold it all.
+
+    Read from disk, so it holds whatever happened (a logging actor killed, a driver killed); a resumed
+    trial's folders count together, as ``wandb sync`` uploads them all. [] for a search not logged
+    offline: its ``wandb_mode`` (an older search without one was, as ``resume`` assumes), or no
+    ``wandb_dir`` (the driver makes it before any trial starts).
+    """
+    root = Path(wandb_dir)
+    if exp.search.get("wandb_mode", "offline") != "offline" or not root.is_dir():
+        return []
+    logged: dict[str, set[int]] = {}
+    finished: set[str] = set()
+    for wandb_file in sorted(root.rglob("offline-run-*/run-*.wandb")):
+        try:
+            run = read_offline_run(wandb_file)
+        except (OSError, ValueError):  # unreadable: it holds nothing
+            continue
+        logged.setdefault(run.run_id, set()).update(_epochs(run.history))
+        if run.exit_code is not None:
+            finished.add(run.run_id)
+    return [t.trial_id for t in exp.trials if (reported := _epochs(t.history))
+            and (reported - logged.get(t.trial_id, set()) or t.trial_id not in finished)]
+
+
+def incomplete_runs_line(exp: Experiment, wandb_dir: str | os.PathLike[str]) -> str | None:
+    """One line for the end of a search naming the incomplete runs (:func:`incomplete_runs`), or None."""
+    ids = incomplete_runs(exp, wandb_dir)
+    if not ids:
+        return None
+    return (f"W&B: {len(ids)} offline run(s) incomplete (an epoch missing or the run never finished writing): "
+            f"trial(s) {', '.join(ids)}, in {Path(wandb_dir)}; each trial's result.json still holds every epoch")

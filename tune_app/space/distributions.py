@@ -11,6 +11,7 @@ import difflib
 import math
 import types
 import typing
+from dataclasses import dataclass
 from typing import Any
 
 from polsess.config import FIELD_TYPES, ConfigError, config_from_flat
@@ -138,81 +139,120 @@ def check_value(ctx: Ctx, key: str, flat: dict[str, Any], path: str, value: Any)
         ctx.fail(key, str(exc))
 
 
+@dataclass(frozen=True)
+class _Entry:
+    """One ``parameters.<name>`` entry on its way to a Param: where it is, what it says, what field it sets."""
+
+    ctx: Ctx
+    key: str  # "parameters.lr", for messages
+    name: str  # as written in the sweep
+    path: str  # the config path it sets
+    dist: str
+    spec: dict[str, Any]
+    kind: str  # the field's type: int | float | bool | str | list | dict
+    flat: dict[str, Any]  # base + fixed values, to check candidate values against
+
+    def fail(self, msg: str) -> typing.NoReturn:
+        self.ctx.fail(self.key, msg)
+
+    def param(self, kind: str, low: Any = None, high: Any = None, **kw: Any) -> Param:
+        return Param(self.path, self.name, kind, low, high, distribution=kw.pop("distribution", self.dist), **kw)
+
+
 def make_param(
     ctx: Ctx, key: str, name: str, path: str, dist: str, spec: dict[str, Any], flat: dict[str, Any]
 ) -> Param:
-    kind = _field_kind(path)
-    if dist == "categorical_w_probabilities":
-        _check_probabilities(ctx, key, spec)
-        ctx.fail(key, "Optuna's samplers cannot weight categories; drop probabilities: to sample the "
-                      "values uniformly")
-    if dist == "categorical":
-        values = spec["values"]
-        for v in values:
-            if not (v is None or isinstance(v, (str, int, float, bool))):
-                ctx.fail(key, f"choice {v!r} is not a scalar; Optuna's choices are numbers, strings, "
-                              "true/false or null — fix a list-valued field with value: "
-                              "(one search per choice)")
-            check_value(ctx, key, flat, path, v)
-        return Param(path, name, "categorical", values=list(values), distribution=dist)
-    if dist in ("normal", "q_normal", "log_normal", "q_log_normal"):
-        mu, sigma = ctx.number(key, spec, "mu", 0.0), ctx.number(key, spec, "sigma", 1.0)
-        lo, hi = mu - 2 * sigma, mu + 2 * sigma
-        if dist.endswith("log_normal"):
-            ctx.fail(key, f"Optuna's samplers cannot honour a log-normal prior; use distribution: "
-                          f"log_uniform_values with min/max, e.g. exp(mu±2σ) = [{fmt(math.exp(lo))}, "
-                          f"{fmt(math.exp(hi))}]")
-        ctx.fail(key, f"Optuna's samplers cannot honour a normal prior; use distribution: uniform with "
-                      f"min/max, e.g. mu±2σ = [{fmt(lo)}, {fmt(hi)}]")
-    if dist in ("beta", "q_beta"):
-        ctx.fail(key, "Optuna's samplers cannot honour a beta prior; use distribution: uniform with min: 0, "
-                      "max: 1 (the beta's support) or a narrower range")
-
-    # ---- ranges
-    if kind not in ("int", "float"):
-        hint = "values: [true, false]" if kind == "bool" else "values: [...]"
-        ctx.fail(key, f"{path} is a {kind} field and cannot take a numeric range; use {hint}")
-    lo = ctx.number(key, spec, "min")
-    hi = ctx.number(key, spec, "max")
-    if lo > hi:
-        ctx.fail(key, f"min {fmt(lo)} > max {fmt(hi)}; swap them")
-    float_ranges = ("uniform", "log_uniform", "log_uniform_values", "inv_log_uniform",
-                    "inv_log_uniform_values")
-    if kind == "int" and dist in float_ranges:
-        inferred = "" if "distribution" in spec else " (float min/max mean uniform)"
-        ctx.fail(key, f"{path} is an integer field but {dist}{inferred} draws floats; use distribution: "
-                      "int_uniform, or q_uniform with q: 1"
-                 + (", or q_log_uniform_values with q: 1 for a log scale" if "log" in dist else ""))
-    param: Param
-    if dist == "int_uniform":
-        if not (is_integral(lo) and is_integral(hi)):
-            ctx.fail(key, f"int_uniform needs integer min/max, got {fmt(lo)}..{fmt(hi)}; "
-                          "use uniform for floats")
-        if "distribution" not in spec and kind == "float":
-            ctx.note(f"{key}: integer min/max with no distribution is int_uniform in W&B (whole numbers "
-                     f"only); write min: {fmt(float(lo))} or distribution: uniform for a float range")
-        param = Param(path, name, "int", int(lo), int(hi), distribution=dist)
-    elif dist == "uniform":
-        param = Param(path, name, "float", float(lo), float(hi), distribution=dist)
-    elif dist == "q_uniform":
-        param = _q_uniform(ctx, key, name, path, kind, spec, lo, hi)
-    elif dist in ("log_uniform", "inv_log_uniform"):
-        # Exponent forms: log_uniform is e^U, inv_log_uniform is e^-U, U ~ U[min, max].
-        low, high = (math.exp(lo), math.exp(hi)) if dist == "log_uniform" else (math.exp(-hi), math.exp(-lo))
-        param = Param(path, name, "float", low, high, log=True, distribution=dist)
-    elif dist in ("log_uniform_values", "inv_log_uniform_values"):
-        # W&B draws inv_log_uniform_values as exp(-U), U ~ U[-log max, -log min]: X is log-uniform on
-        # [min, max], the same law as log_uniform_values (1/X is log-uniform on [1/max, 1/min]).
-        if lo <= 0:
-            ctx.fail(key, f"{dist} needs min > 0 (got {fmt(lo)}); a log scale cannot reach 0 — use a "
-                          "small positive min such as 1e-8")
-        param = Param(path, name, "float", float(lo), float(hi), log=True, distribution=dist)
-    else:  # q_log_uniform, q_log_uniform_values
-        param = _q_log_uniform(ctx, key, name, path, dist, spec, lo, hi)
-
-    for bound in (param.low, param.high):
-        check_value(ctx, key, flat, path, bound)
+    """One W&B distribution → a Param, by its handler in :data:`_HANDLERS`; a range's bounds are then
+    checked against the config, so a bound the config refuses fails here, naming the sweep key."""
+    entry = _Entry(ctx, key, name, path, dist, spec, _field_kind(path), flat)
+    param = _HANDLERS[dist](entry)
+    if param.kind != "categorical":
+        for bound in (param.low, param.high):
+            check_value(ctx, key, flat, path, bound)
     return param
+
+
+def _categorical(e: _Entry) -> Param:
+    for v in e.spec["values"]:
+        if not (v is None or isinstance(v, (str, int, float, bool))):
+            e.fail(f"choice {v!r} is not a scalar; Optuna's choices are numbers, strings, true/false or null — "
+                   "fix a list-valued field with value: (one search per choice)")
+        check_value(e.ctx, e.key, e.flat, e.path, v)
+    return e.param("categorical", values=list(e.spec["values"]))
+
+
+def _weighted(e: _Entry) -> Param:
+    _check_probabilities(e.ctx, e.key, e.spec)
+    e.fail("Optuna's samplers cannot weight categories; drop probabilities: to sample the values uniformly")
+
+
+def _normal(e: _Entry) -> Param:
+    mu, sigma = e.ctx.number(e.key, e.spec, "mu", 0.0), e.ctx.number(e.key, e.spec, "sigma", 1.0)
+    lo, hi = mu - 2 * sigma, mu + 2 * sigma
+    if e.dist.endswith("log_normal"):
+        e.fail(f"Optuna's samplers cannot honour a log-normal prior; use distribution: log_uniform_values with "
+               f"min/max, e.g. exp(mu±2σ) = [{fmt(math.exp(lo))}, {fmt(math.exp(hi))}]")
+    e.fail(f"Optuna's samplers cannot honour a normal prior; use distribution: uniform with min/max, "
+           f"e.g. mu±2σ = [{fmt(lo)}, {fmt(hi)}]")
+
+
+def _beta(e: _Entry) -> Param:
+    e.fail("Optuna's samplers cannot honour a beta prior; use distribution: uniform with min: 0, max: 1 (the "
+           "beta's support) or a narrower range")
+
+
+_FLOAT_RANGES = ("uniform", "log_uniform", "log_uniform_values", "inv_log_uniform", "inv_log_uniform_values")
+
+
+def _ranged(handler: typing.Callable[[_Entry, float, float], Param]) -> typing.Callable[[_Entry], Param]:
+    """A range handler, behind the checks every range shares: a numeric field, finite min <= max, and
+    no float draw for an integer field."""
+    def read(e: _Entry) -> Param:
+        if e.kind not in ("int", "float"):
+            hint = "values: [true, false]" if e.kind == "bool" else "values: [...]"
+            e.fail(f"{e.path} is a {e.kind} field and cannot take a numeric range; use {hint}")
+        lo, hi = e.ctx.number(e.key, e.spec, "min"), e.ctx.number(e.key, e.spec, "max")
+        if lo > hi:
+            e.fail(f"min {fmt(lo)} > max {fmt(hi)}; swap them")
+        if e.kind == "int" and e.dist in _FLOAT_RANGES:
+            inferred = "" if "distribution" in e.spec else " (float min/max mean uniform)"
+            e.fail(f"{e.path} is an integer field but {e.dist}{inferred} draws floats; use distribution: "
+                   "int_uniform, or q_uniform with q: 1"
+                   + (", or q_log_uniform_values with q: 1 for a log scale" if "log" in e.dist else ""))
+        return handler(e, lo, hi)
+    return read
+
+
+@_ranged
+def _int_uniform(e: _Entry, lo: float, hi: float) -> Param:
+    if not (is_integral(lo) and is_integral(hi)):
+        e.fail(f"int_uniform needs integer min/max, got {fmt(lo)}..{fmt(hi)}; use uniform for floats")
+    if "distribution" not in e.spec and e.kind == "float":
+        e.ctx.note(f"{e.key}: integer min/max with no distribution is int_uniform in W&B (whole numbers only); "
+                   f"write min: {fmt(float(lo))} or distribution: uniform for a float range")
+    return e.param("int", int(lo), int(hi))
+
+
+@_ranged
+def _uniform(e: _Entry, lo: float, hi: float) -> Param:
+    return e.param("float", float(lo), float(hi))
+
+
+@_ranged
+def _exp_uniform(e: _Entry, lo: float, hi: float) -> Param:
+    """Exponent forms: log_uniform is e^U, inv_log_uniform is e^-U, U ~ U[min, max]."""
+    low, high = (math.exp(lo), math.exp(hi)) if e.dist == "log_uniform" else (math.exp(-hi), math.exp(-lo))
+    return e.param("float", low, high, log=True)
+
+
+@_ranged
+def _log_values(e: _Entry, lo: float, hi: float) -> Param:
+    """W&B draws inv_log_uniform_values as exp(-U), U ~ U[-log max, -log min]: X is log-uniform on
+    [min, max], the same law as log_uniform_values (1/X is log-uniform on [1/max, 1/min])."""
+    if lo <= 0:
+        e.fail(f"{e.dist} needs min > 0 (got {fmt(lo)}); a log scale cannot reach 0 — use a small positive min "
+               "such as 1e-8")
+    return e.param("float", float(lo), float(hi), log=True)
 
 
 def _check_probabilities(ctx: Ctx, key: str, spec: dict[str, Any]) -> None:
@@ -225,52 +265,67 @@ def _check_probabilities(ctx: Ctx, key: str, spec: dict[str, Any]) -> None:
         ctx.fail(key, f"probabilities sum to {fmt(float(sum(probs)))}, not 1; fix them")
 
 
-def _q_uniform(ctx: Ctx, key: str, name: str, path: str, kind: str, spec: dict[str, Any],
-               lo: float, hi: float) -> Param:
+@_ranged
+def _q_uniform(e: _Entry, lo: float, hi: float) -> Param:
     """W&B draws round(U[min,max]/q)*q; Optuna steps low + k*q. Same grid iff min, max are multiples of q."""
-    q = ctx.number(key, spec, "q", 1)
+    q = e.ctx.number(e.key, e.spec, "q", 1)
     if q <= 0:
-        ctx.fail(key, f"q must be > 0, got {fmt(q)}")
+        e.fail(f"q must be > 0, got {fmt(q)}")
     integral = all(is_integral(x) for x in (lo, hi, q))
-    if kind == "int" and not integral:
-        ctx.fail(key, f"{path} is an integer field; q_uniform needs integer min, max and q "
-                      f"(got {fmt(lo)}, {fmt(hi)}, q {fmt(q)})")
+    if e.kind == "int" and not integral:
+        e.fail(f"{e.path} is an integer field; q_uniform needs integer min, max and q "
+               f"(got {fmt(lo)}, {fmt(hi)}, q {fmt(q)})")
     for bound, value in (("min", lo), ("max", hi)):
         if not is_multiple(value, q):
             down, up = math.floor(value / q) * q, math.ceil(value / q) * q
-            if integral:
-                down, up = int(down), int(up)
-            else:
-                down, up = round(down, 12), round(up, 12)
-            ctx.fail(key, f"{bound} {fmt(value)} is not a multiple of q {fmt(q)}, so Optuna's steps "
-                          f"(min + k·q) would differ from W&B's (multiples of q); use {bound}: {fmt(down)} "
-                          f"or {fmt(up)}")
+            down, up = (int(down), int(up)) if integral else (round(down, 12), round(up, 12))
+            e.fail(f"{bound} {fmt(value)} is not a multiple of q {fmt(q)}, so Optuna's steps (min + k·q) would "
+                   f"differ from W&B's (multiples of q); use {bound}: {fmt(down)} or {fmt(up)}")
     if integral:
-        return Param(path, name, "int", int(lo), int(hi), q=int(q), distribution="q_uniform")
-    return Param(path, name, "float", float(lo), float(hi), q=float(q), distribution="q_uniform")
+        return e.param("int", int(lo), int(hi), q=int(q))
+    return e.param("float", float(lo), float(hi), q=float(q))
 
 
-def _q_log_uniform(ctx: Ctx, key: str, name: str, path: str, dist: str, spec: dict[str, Any],
-                   lo: float, hi: float) -> Param:
+@_ranged
+def _q_log_uniform(e: _Entry, lo: float, hi: float) -> Param:
     """Optuna has no float log+step; q: 1 is an integer log scale, which IntDistribution(log=True) is."""
-    q = ctx.number(key, spec, "q", 1)
+    q = e.ctx.number(e.key, e.spec, "q", 1)
     if q <= 0:
-        ctx.fail(key, f"q must be > 0, got {fmt(q)}")
-    if dist == "q_log_uniform":
+        e.fail(f"q must be > 0, got {fmt(q)}")
+    if e.dist == "q_log_uniform":
         vlo, vhi = math.exp(lo), math.exp(hi)
     else:
         if lo <= 0:
-            ctx.fail(key, f"{dist} needs min > 0 (got {fmt(lo)}); a log scale cannot reach 0")
+            e.fail(f"{e.dist} needs min > 0 (got {fmt(lo)}); a log scale cannot reach 0")
         vlo, vhi = float(lo), float(hi)
     ilo, ihi = round(vlo), round(vhi)
     if q == 1 and ilo >= 1:
-        return Param(path, name, "int", int(ilo), int(ihi), log=True, distribution=dist)
+        return e.param("int", int(ilo), int(ihi), log=True)
     plain = f"log_uniform_values with min: {fmt(vlo)}, max: {fmt(vhi)}"
     if q == 1:
-        ctx.fail(key, f"q: 1 rounds to whole numbers, but the range [{fmt(vlo)}, {fmt(vhi)}] starts below 1; "
-                      f"use distribution: {plain} for a float log scale, or start the range at 1 or more")
-    ctx.fail(key, f"Optuna cannot combine a log scale with a step (q: {fmt(q)}); use distribution: {plain} "
-                  "(no step), or a values: list")
+        e.fail(f"q: 1 rounds to whole numbers, but the range [{fmt(vlo)}, {fmt(vhi)}] starts below 1; use "
+               f"distribution: {plain} for a float log scale, or start the range at 1 or more")
+    e.fail(f"Optuna cannot combine a log scale with a step (q: {fmt(q)}); use distribution: {plain} (no step), "
+           "or a values: list")
+
+
+# Every distribution of W&B's format but constant (the sweep reader fixes those) → the handler that
+# maps it to a Param or refuses it with the fix.
+_HANDLERS: dict[str, typing.Callable[[_Entry], Param]] = {
+    "categorical": _categorical,
+    "categorical_w_probabilities": _weighted,
+    "int_uniform": _int_uniform,
+    "uniform": _uniform,
+    "q_uniform": _q_uniform,
+    "log_uniform": _exp_uniform,
+    "inv_log_uniform": _exp_uniform,
+    "log_uniform_values": _log_values,
+    "inv_log_uniform_values": _log_values,
+    "q_log_uniform": _q_log_uniform,
+    "q_log_uniform_values": _q_log_uniform,
+    **dict.fromkeys(("normal", "q_normal", "log_normal", "q_log_normal"), _normal),
+    **dict.fromkeys(("beta", "q_beta"), _beta),
+}
 
 
 def grid_expand(ctx: Ctx, key: str, param: Param) -> None:

@@ -124,6 +124,39 @@ class Param:
                     return i
         return None
 
+    # ------------------------------------------------------------------ the unit scale
+
+    def to_unit(self, value: Any) -> float:
+        """``value`` on [0, 1] in the parameter's own scale (log for a log range): where a prior's
+        width, a design's points and a surrogate's inputs are measured. A choice maps to the middle
+        of its equal share of [0, 1]."""
+        if self.kind == "categorical":
+            n = len(self.values or ())
+            i = self._choice_index(value)
+            if i is None:
+                raise ValueError(f"{self.path}: {fmt(value)} is not one of {self.values}")
+            return (i + 0.5) / n
+        low, high, x = float(self.low), float(self.high), float(value)
+        if self.log:
+            low, high, x = math.log(low), math.log(high), math.log(x)
+        return 0.0 if high == low else (x - low) / (high - low)
+
+    def from_unit(self, u: float) -> Any:
+        """The value at ``u`` in [0, 1] (clipped), the inverse of :meth:`to_unit`, on the step of an
+        int or ``q`` range; a choice is the value whose share holds ``u``."""
+        u = min(max(float(u), 0.0), 1.0)
+        if self.kind == "categorical":
+            choices = list(self.values or ())
+            return choices[min(int(u * len(choices)), len(choices) - 1)]
+        low, high = float(self.low), float(self.high)
+        x = math.exp(math.log(low) + u * (math.log(high) - math.log(low))) if self.log else low + u * (high - low)
+        if self.kind == "int":
+            step = int(self.q or 1)
+            return int(min(max(int(self.low) + round((x - self.low) / step) * step, self.low), self.high))
+        if self.q is not None:
+            x = low + round((x - low) / self.q) * self.q
+        return min(max(x, low), high)
+
     # ------------------------------------------------------------------ Optuna and search.json
 
     def to_optuna(self) -> optuna.distributions.BaseDistribution:

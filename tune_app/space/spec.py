@@ -1,4 +1,5 @@
-"""What a sweep file says, resolved: :class:`SearchSpec` (the search) and :class:`SchedulerSpec`."""
+"""What a sweep file says, resolved: :class:`SearchSpec` (the search), :class:`SchedulerSpec` and
+:class:`Stage` (one step of a staged search, :mod:`.stages`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .param import Param
+from .prior import PriorSetting
 
 
 @dataclass
@@ -27,9 +29,14 @@ class SchedulerSpec:
         The one place the clamp lives: a sweep file, ``--grace-period`` and a stage's epochs all end here.
         """
         self.max_t = max_t
-        if self.grace_period is not None and self.grace_period > max_t:
-            self.notes.append(f"grace period {self.grace_period} > max_t {max_t} epochs; clamped to {max_t}")
-            self.grace_period = max_t
+        if self.grace_period is None or self.type == "fifo" or self.grace_period < max_t:
+            return
+        what = "ASHA" if self.type == "asha" else "the median rule"
+        clamp = (f"grace period {self.grace_period} > max_t {max_t} epochs; clamped to {max_t}, so "
+                 if self.grace_period > max_t else f"grace period {max_t} = max_t {max_t} epochs, so ")
+        self.notes.append(f"{clamp}{what} stops nothing: every trial trains all {max_t} epochs before it is "
+                          f"first judged; lower the grace period below {max_t} or train more epochs")
+        self.grace_period = max_t
 
     def epochs_per_trial(self) -> float:
         """The mean epochs a trial trains under this scheduler, to size a budget of trial-epochs in
@@ -47,6 +54,25 @@ class SchedulerSpec:
             mean += (nxt - rung) * reach
             rung = nxt
         return mean
+
+
+DEFAULT_MARGIN = 0.25  # a narrowed range: the top-K's span widened by this share of it on each side
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One entry of a sweep's ``stages:``, checked: its trials, its fidelity (``overrides``: config
+    path → value, e.g. epochs and training rows) and how it narrows the previous stage's space
+    (``top_k`` and ``margin``, or an ``explicit`` space of its own)."""
+
+    index: int
+    name: str
+    num_samples: int
+    overrides: dict[str, Any] = field(default_factory=dict)
+    grace_period: int | None = None
+    top_k: int | None = None
+    margin: float = DEFAULT_MARGIN
+    explicit: dict[str, Param] = field(default_factory=dict)
 
 
 @dataclass
@@ -73,12 +99,13 @@ class SearchSpec:
     description: str | None = None
     tags: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    stages: list[dict[str, Any]] = field(default_factory=list)  # raw `stages:`; see space.stages
+    stages: list[Stage] = field(default_factory=list)  # `stages:`, checked (space.stages.read_stages)
     validate: dict[str, Any] | None = None  # `validate:` after the last stage: {top_k, seeds, set}
     budget_epochs: int | None = None  # tune.budget_epochs: end the search after this many trial-epochs
     sampler: str = "tpe"  # tune.sampler: what method bayes samples with (tpe | gp | random)
     # Every objective, (name, "max"|"min"), the first being (metric, mode); one entry for a plain search.
     objectives: list[tuple[str, str]] = field(default_factory=list)
+    prior: PriorSetting = field(default_factory=PriorSetting)  # tune.prior: the base config as the prior
 
     def __post_init__(self) -> None:
         if not self.objectives:

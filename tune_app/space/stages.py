@@ -22,28 +22,18 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from dataclasses import dataclass, field
+import typing
 from typing import Any
 
 from ..errors import TuneInputError
+from .context import Ctx
 from .param import Param
-from .spec import SearchSpec
-from .sweep import search_from_dict
+from .spec import DEFAULT_MARGIN, SearchSpec, Stage
+
+__all__ = ["DEFAULT_MARGIN", "STAGE_KEYS", "Stage", "narrow_param", "parse_stages", "read_stages", "stage_spec",
+           "step_notes", "top_configs"]
 
 STAGE_KEYS = ("name", "num_samples", "epochs", "train_max_samples", "grace_period", "set", "narrow", "parameters")
-DEFAULT_MARGIN = 0.25
-
-
-@dataclass
-class Stage:
-    index: int
-    name: str
-    num_samples: int
-    overrides: dict[str, Any] = field(default_factory=dict)  # config path → value for this stage
-    grace_period: int | None = None
-    top_k: int | None = None
-    margin: float = DEFAULT_MARGIN
-    explicit: dict[str, Param] = field(default_factory=dict)
 
 
 def step_notes(stages: list[Stage], base_epochs: int, base_max_samples: int | None, train_rows: int) -> list[str]:
@@ -71,47 +61,61 @@ def step_notes(stages: list[Stage], base_epochs: int, base_max_samples: int | No
     return notes
 
 
-def parse_stages(spec: SearchSpec) -> list[Stage]:
-    from polsess.config import ConfigError, resolve_name
+def read_stages(ctx: Ctx, raw: Any, explicit_space: typing.Callable[[Any, str], dict[str, Param]]) -> list[Stage]:
+    """A sweep's ``stages:`` → checked :class:`Stage` records (``[]`` without one). ``explicit_space``
+    reads a stage's own ``parameters:`` block the way the sweep reader reads the file's (given the
+    block and the message prefix ``<file>: stages[i]``), so this module needs no sweep reader."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(stage, dict) for stage in raw) or len(raw) < 2:
+        ctx.fail("stages", "expected a list of at least two stages, e.g. - {num_samples: 16, epochs: 10}")
+    return [_read_stage(ctx, i, entry, explicit_space) for i, entry in enumerate(raw)]
 
-    source = str(spec.file or "<sweep>")
-    stages = []
-    for i, raw in enumerate(spec.stages):
-        where = f"{source}: stages[{i}]"
-        unknown = sorted(set(raw) - set(STAGE_KEYS))
-        if unknown:
-            raise TuneInputError(f"{where}: unknown key {unknown[0]!r}; stages take {', '.join(STAGE_KEYS)}")
-        num = raw.get("num_samples")
-        if not isinstance(num, int) or num < 1:
-            raise TuneInputError(f"{where}.num_samples: {num!r}; give each stage a positive number of trials")
-        overrides: dict[str, Any] = {}
-        if raw.get("epochs") is not None:
-            overrides["training.num_epochs"] = raw["epochs"]
-        if "train_max_samples" in raw:
-            overrides["data.train_max_samples"] = raw["train_max_samples"]
-        for name, value in (raw.get("set") or {}).items():
-            try:
-                overrides[resolve_name(name)] = value
-            except ConfigError as exc:
-                raise TuneInputError(f"{where}.set: {exc}") from None
-        narrow = raw.get("narrow")
-        top_k, margin = None, DEFAULT_MARGIN
-        if narrow is not None:
-            if i == 0:
-                raise TuneInputError(f"{where}.narrow: the first stage has nothing to narrow around; remove it")
-            if not isinstance(narrow, dict) or not isinstance(narrow.get("top_k"), int) or narrow["top_k"] < 1:
-                raise TuneInputError(f"{where}.narrow: expected {{top_k: K}} with K >= 1 (and optional margin)")
-            top_k, margin = narrow["top_k"], float(narrow.get("margin", DEFAULT_MARGIN))
-        explicit: dict[str, Param] = {}
-        if raw.get("parameters"):
-            sub = search_from_dict({"method": spec.method, "parameters": raw["parameters"]}, source=where,
-                                   base_config_override=spec.base_config)
-            explicit = sub.space
-        if i > 0 and top_k is None and not explicit:
-            raise TuneInputError(f"{where}: give narrow: {{top_k: K}} or explicit parameters: for a later stage")
-        stages.append(Stage(i, str(raw.get("name") or f"stage{i + 1}"), num, overrides, raw.get("grace_period"),
-                            top_k, margin, explicit))
-    return stages
+
+def _read_stage(ctx: Ctx, i: int, raw: dict[str, Any],
+                explicit_space: typing.Callable[[Any, str], dict[str, Param]]) -> Stage:
+    where = f"stages[{i}]"
+    unknown = sorted(set(raw) - set(STAGE_KEYS), key=str)
+    if unknown:
+        ctx.fail(where, f"unknown key {unknown[0]!r}; stages take {', '.join(STAGE_KEYS)}")
+    num = raw.get("num_samples")
+    if not isinstance(num, int) or isinstance(num, bool) or num < 1:
+        ctx.fail(f"{where}.num_samples", f"{num!r}; give each stage a positive number of trials")
+    overrides: dict[str, Any] = {}
+    if raw.get("epochs") is not None:
+        overrides["training.num_epochs"] = raw["epochs"]
+    if "train_max_samples" in raw:
+        overrides["data.train_max_samples"] = raw["train_max_samples"]
+    sets = raw.get("set") or {}
+    if not isinstance(sets, dict):
+        ctx.fail(f"{where}.set", f"expected a mapping {{name: value}}, got {sets!r}")
+    paths = ctx.resolve([str(name) for name in sets], f"{where}.set")
+    overrides.update({paths[str(name)]: value for name, value in sets.items()})
+    top_k, margin = _read_narrow(ctx, i, raw.get("narrow"))
+    explicit = explicit_space(raw["parameters"], f"{ctx.source}: {where}") if raw.get("parameters") else {}
+    if i > 0 and top_k is None and not explicit:
+        ctx.fail(where, "give narrow: {top_k: K} or explicit parameters: for a later stage")
+    grace = raw.get("grace_period")
+    return Stage(i, str(raw.get("name") or f"stage{i + 1}"), num, overrides,
+                 None if grace is None else ctx.pos_int(f"{where}.grace_period", grace), top_k, margin, explicit)
+
+
+def _read_narrow(ctx: Ctx, i: int, narrow: Any) -> tuple[int | None, float]:
+    """``narrow: {top_k: K, margin: m}`` → (K, m); absent → (None, the default margin)."""
+    key = f"stages[{i}].narrow"
+    if narrow is None:
+        return None, DEFAULT_MARGIN
+    if i == 0:
+        ctx.fail(key, "the first stage has nothing to narrow around; remove it")
+    top_k = narrow.get("top_k") if isinstance(narrow, dict) else None
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+        ctx.fail(key, "expected {top_k: K} with K >= 1 (and optional margin)")
+    return top_k, float(ctx.number(key, narrow, "margin", DEFAULT_MARGIN))
+
+
+def parse_stages(spec: SearchSpec) -> list[Stage]:
+    """The stages of a search: read and checked with the sweep file (:func:`read_stages`)."""
+    return list(spec.stages)
 
 
 def narrow_param(param: Param, values: list[Any], margin: float) -> Param:
@@ -164,6 +168,11 @@ def stage_spec(spec: SearchSpec, stage: Stage, top: list[dict[str, Any]]) -> Sea
             out.notes.append(f"{path}: the top-{stage.top_k} all used {param.values[0]!r}; fixed in this stage")
     out.points_to_evaluate = [{p: cfg[p] for p in out.space if p in cfg} for cfg in top
                               if all(p in cfg and out.space[p].contains(cfg[p]) for p in out.space)]
+    # The prior of a later stage is the stage before's best config (where it lies in the narrowed space).
+    if out.prior.on and top:
+        best = {p: top[0][p] for p in out.space if p in top[0] and out.space[p].contains(top[0][p])}
+        if best:
+            out.prior = dataclasses.replace(out.prior, values=best)
     return out
 
 

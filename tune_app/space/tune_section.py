@@ -3,7 +3,8 @@
 ``num_samples``, ``max_concurrent_trials``, ``resources_per_trial: {cpu, gpu}``, ``seed``,
 ``points_to_evaluate``, ``tags``, ``grace_period``, ``reduction_factor``, ``scheduler``, ``sampler``
 (``tpe`` | ``gp`` | ``random``: which Optuna sampler ``method: bayes`` uses; see :mod:`.sampling`),
-``budget_epochs`` (trials are proposed until this many trial-epochs are trained; tune_app.tune.budget).
+``budget_epochs`` (trials are proposed until this many trial-epochs are trained; tune_app.tune.budget),
+``prior`` / ``prior_width`` / ``prior_policy`` (the base config as the search's prior; :mod:`.prior`).
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ from typing import Any
 
 from .context import Ctx
 from .param import is_number
+from .prior import POLICIES
 from .schedule import SCHEDULERS
 
 MAX_SEED = 2**32 - 1
 
 
 _TUNE_KEYS = ("num_samples", "max_concurrent_trials", "resources_per_trial", "seed", "points_to_evaluate",
-              "tags", "grace_period", "reduction_factor", "scheduler", "sampler", "budget_epochs")
+              "tags", "grace_period", "reduction_factor", "scheduler", "sampler", "budget_epochs", "prior",
+              "prior_width", "prior_policy")
 SAMPLERS = ("tpe", "gp", "random")
 
 
@@ -61,6 +64,20 @@ def read_tune(ctx: Ctx, block: Any) -> dict[str, Any]:
                 if not is_number(rv) or not math.isfinite(rv) or rv < 0:
                     ctx.fail(f"{key}.{rk}", f"expected a number >= 0, got {rv!r}")
             out[k] = {"cpu": float(v.get("cpu", 1)), "gpu": float(v.get("gpu", 0))}
+        elif k == "prior":
+            if v not in ("base", "none") and not (isinstance(v, dict) and v):
+                ctx.fail(key, f"expected base (the base config, the default), none, or a mapping of searched "
+                              f"parameters to values such as {{lr: 3e-4}}; got {v!r}")
+            out[k] = v
+        elif k == "prior_width":
+            if not is_number(v) or not math.isfinite(v) or not 0.01 <= v <= 0.5:
+                ctx.fail(key, f"expected a number in [0.01, 0.5]: the prior's sigma as a fraction of each "
+                              f"range (on its own scale); got {v!r}")
+            out[k] = float(v)
+        elif k == "prior_policy":
+            if v not in POLICIES:
+                ctx.fail(key, f"unknown policy {v!r}; use {' or '.join(POLICIES)}")
+            out[k] = v
         elif k == "tags":
             if not isinstance(v, list) or not all(isinstance(t, str) for t in v):
                 ctx.fail(key, f"expected a list of strings, got {v!r}")

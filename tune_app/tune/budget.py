@@ -9,8 +9,10 @@ machine and its load; epochs do not.
 
 A ``Stopper`` (public Ray Tune API): it sees every result before the scheduler does, and its
 ``stop_all`` ends the experiment. Tune then sets the running trials TERMINATED without telling the
-searcher, which ``experiment.study.end_trials_cut_by_budget`` makes good. A running trial loses the
-epoch it was in: at most one epoch per slot, against a budget of many.
+searcher, which ``experiment.study.end_trials_cut_by_budget`` makes good, nor the callbacks, and
+without the ``done`` flag on their last report: by that, ``names.ended_status`` names them BUDGET_CUT
+(NOT_STARTED before their first epoch) for ``results``, W&B, the study and the console. A running
+trial loses the epoch it was in: at most one epoch per slot, against a budget of many.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The flag checks of ``run``: each a one-line :class:`TuneInputError` naming the flag and the fix.
+"""The flag checks of ``run``: each a one-line :class:`TuneInputError` naming the flag and the fix;
+and :func:`resources`, the resources per trial resolved from the flags and the sweep file and checked.
 
 All of them run before Ray starts, so a mistake costs a second, not a cluster start or an hour of
 trials that can never be scheduled (a NaN resource leaves trials PENDING forever; a negative
@@ -10,7 +11,9 @@ from __future__ import annotations
 import math
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from polsess.config import Config
 
@@ -19,6 +22,7 @@ from ..experiment import layout
 from ..experiment.location import shown
 from ..ext.ray_internals import local_gpu_count
 from ..space.spec import SearchSpec
+from .requests import DEFAULT_CPUS_PER_TRIAL, RunRequest
 
 MAX_SEED = 2**32 - 1  # numpy's and Optuna's samplers take seeds in 0..2^32-1
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # an experiment folder's name
@@ -32,7 +36,69 @@ def _finite(flag: str, value: float) -> None:
         raise TuneInputError(f"{flag} {value}: must be a finite number")
 
 
+@dataclass(frozen=True)
+class Resources:
+    """What each trial gets and how many run at once, as the plan records them."""
+
+    cpus: float
+    gpus: float  # with gpus_auto: 1.0 until tune.packing measures the share
+    gpus_auto: bool
+    max_concurrent: int | None
+
+
+def resources(request: RunRequest, spec: SearchSpec, notes: list[str]) -> Resources:
+    """Per trial: the flag, else the sweep's ``resources_per_trial``, else 1 CPU and auto (a GPU machine)
+    or 0 GPUs; and the trials at once. A dry run checks them as the run does, except that resources the
+    sweep file alone asks for, more than this machine has, get a note: the file may be meant for a cluster."""
+    from_file = spec.resources_per_trial or {}
+    cpus = request.cpus_per_trial if request.cpus_per_trial is not None else float(
+        from_file.get("cpu", DEFAULT_CPUS_PER_TRIAL))
+    gpus, gpus_auto = gpus_per_trial(request, from_file.get("gpu"), notes)
+    if request.address:
+        from .cluster import check_address
+
+        check_address(request.address)
+    check_resource_values(cpus, gpus)
+    try:
+        check_fits_machine(cpus, gpus, request.address)
+    except TuneInputError as exc:
+        flags_given = request.cpus_per_trial is not None or request.gpus_per_trial is not None
+        if not request.dry_run or flags_given:
+            raise
+        notes.append(f"not runnable on this machine as is: {exc}")
+    max_concurrent = request.max_concurrent if request.max_concurrent is not None else spec.max_concurrent
+    if max_concurrent is not None and max_concurrent < 1:
+        raise TuneInputError(f"--max-concurrent {max_concurrent}: must be at least 1")
+    note = concurrency_note(max_concurrent, cpus, gpus, request.address)
+    if note:
+        notes.append(note)
+    return Resources(cpus, gpus, gpus_auto, max_concurrent)
+
+
+def gpus_per_trial(request: RunRequest, from_file: Any, notes: list[str]) -> tuple[float, bool]:
+    """(GPUs per trial, auto?): ``auto`` measures this machine's GPU (tune.packing), so not on a cluster."""
+    gpus = request.gpus_per_trial if request.gpus_per_trial is not None else from_file
+    if gpus is None:
+        gpus = "auto" if local_gpu_count() and not request.address else 0.0
+    if gpus != "auto":
+        return float(gpus), False
+    if request.address:
+        raise TuneInputError("--gpus-per-trial auto measures this machine's GPU; on a cluster give a number, "
+                             "e.g. --gpus-per-trial 0.25")
+    if not local_gpu_count():
+        notes.append("--gpus-per-trial auto: no GPU on this machine, so trials run on the CPU")
+        return 0.0, False
+    return 1.0, True  # until the packing is measured (commands.run)
+
+
 def check_resources(cpus: float, gpus: float, address: str | None) -> None:
+    """Resources per trial that Ray can schedule, on this machine (with ``address``: values only)."""
+    check_resource_values(cpus, gpus)
+    check_fits_machine(cpus, gpus, address)
+
+
+def check_resource_values(cpus: float, gpus: float) -> None:
+    """Numbers a trial can be given anywhere: finite, CPUs > 0, GPUs >= 0, a GPU fraction below 1."""
     _finite("--cpus-per-trial", cpus)
     _finite("--gpus-per-trial", gpus)
     if cpus <= 0:
@@ -41,6 +107,10 @@ def check_resources(cpus: float, gpus: float, address: str | None) -> None:
         raise TuneInputError(f"--gpus-per-trial {gpus:g}: must be >= 0")
     if gpus > 1 and not float(gpus).is_integer():
         raise TuneInputError(f"--gpus-per-trial {gpus:g}: fractions must be below 1 (e.g. 0.25), or whole GPUs")
+
+
+def check_fits_machine(cpus: float, gpus: float, address: str | None) -> None:
+    """One trial fits this machine (a cluster's nodes are checked once attached)."""
     if address:
         return  # checked against the cluster once attached
     have = local_gpu_count()

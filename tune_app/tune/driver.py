@@ -7,19 +7,18 @@ checkpoint of each trial, ``FailureConfig`` retrying trials whose worker died.
 
 from __future__ import annotations
 
-import errno
 import os
 import signal
 import sys
 from typing import Any
 
-from polsess.config import to_dict
+from polsess.config import to_dict, to_flat
 
-from ..errors import TuneInputError
 from ..experiment import location
 from ..experiment.layout import WANDB_DIR, trial_dirname
 from ..names import NOT_LOGGED, PROGRESS_COLUMNS
 from ..space import make_sampler, optuna_space
+from ..space.sampling import first_points, search_prior
 from .plan import RunPlan
 
 UPLOAD_TIMEOUT_S = 120  # Ray's default (1800 s) keeps a Ctrl-C'd driver waiting half an hour
@@ -41,7 +40,9 @@ def build_searcher(plan: RunPlan):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = plan.spec
     space = {space_key(p): d for p, d in optuna_space(spec).items()}
-    points = [{space_key(p): v for p, v in point.items() if p in spec.space} for point in spec.points_to_evaluate]
+    # The prior (tune.prior, on by default): trial 0 is its base point, its sampler wraps the file's.
+    prior = search_prior(spec, to_flat(plan.base))
+    points = [{space_key(p): v for p, v in point.items() if p in spec.space} for point in first_points(spec, prior)]
     storage = None
     if plan.optuna_storage:
         from ..experiment.study import open_storage
@@ -53,7 +54,7 @@ def build_searcher(plan: RunPlan):
         metric=names if spec.multi_objective else spec.metric,
         mode=modes if spec.multi_objective else spec.mode,
         # TPE's start-up trials are sized by the real budget (--num-samples may differ from the file's).
-        sampler=make_sampler(spec, plan.seed, key=space_key, num_samples=plan.trials_expected),
+        sampler=make_sampler(spec, plan.seed, key=space_key, num_samples=plan.trials_expected, prior=prior),
         points_to_evaluate=points or None,
         storage=storage,
         study_name=plan.study_name,
@@ -88,12 +89,15 @@ def build_scheduler(plan: RunPlan):
 
 
 def build_callbacks(plan: RunPlan) -> list[Any]:
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+    from ray.tune.logger import JsonLoggerCallback
+
+    from ..ext.progress_csv import ProgressCsvCallback
 
     # Tune's result.json and progress.csv, named so that Tune adds no default loggers: its TensorBoard
     # logger imports torch in the driver (1.3 s before the first trial) and runs a writer per trial;
     # W&B is this tool's dashboard.
-    callbacks: list[Any] = [JsonLoggerCallback(), CSVLoggerCallback()]
+    # progress.csv by our writer: Ray's shifts a resumed trial's rows when its first report has other keys.
+    callbacks: list[Any] = [JsonLoggerCallback(), ProgressCsvCallback()]
     if not plan.is_uri:
         from ..ext.state_backup import StateBackupCallback
 
@@ -118,6 +122,7 @@ def build_callbacks(plan: RunPlan) -> list[Any]:
             upload_timeout=UPLOAD_TIMEOUT_S,
             excludes=list(NOT_LOGGED),
             uri=plan.experiment_path if plan.is_uri else None,
+            budget=plan.budget_epochs is not None,
             **kwargs,
         )
     ]
@@ -152,8 +157,11 @@ def build_tuner(plan: RunPlan, search_alg: Any = None):
                                    list(spec.space), spec.scheduler.type, budget=plan.budget_epochs))
     fail_fast = SameErrorStopper(str(plan.local_path), plan.num_samples,
                                  uri=plan.experiment_path if plan.is_uri else None)
+    from .disk import DiskFullStopper
+
     # The budget counts every result, so it goes first: CombinedStopper stops asking at the first True.
-    stoppers: list[Any] = [s for s in (budget, fail_fast) if s is not None]
+    # DiskFullStopper: once Ray says the disk is full, stop (state saved as on Ctrl-C) instead of training on.
+    stoppers: list[Any] = [s for s in (budget, fail_fast) if s is not None] + [DiskFullStopper()]
     if spec.target is not None:
         target, sign = spec.target, (1 if spec.mode == "max" else -1)
         stoppers.append(FunctionStopper(
@@ -250,38 +258,22 @@ def forward_sigterm_to_tune() -> None:
             print("already stopping: the search state is being saved", file=sys.stderr, flush=True)
             return
         sent.append(signum)
+        # Ray's own warning for it stays behind --verbose (tune.progress): this is the line a user reads.
+        print("SIGTERM: stopping the search and saving its state (another SIGTERM is ignored)",
+              file=sys.stderr, flush=True)
         signal.raise_signal(signal.SIGINT)
 
     signal.signal(signal.SIGTERM, handler)
 
 
-def disk_full(exc: BaseException | None) -> bool:
-    """Whether ``exc`` (or anything in its chain) is "no space left on device"."""
-    seen = 0
-    while exc is not None and seen < 20:
-        text = str(exc)
-        # SQLite (the Optuna study beside the trials) says it its own way, through Optuna's StorageInternalError.
-        if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "No space left on device" in text \
-                or "database or disk is full" in text:
-            return True
-        exc = exc.__cause__ or exc.__context__ or getattr(exc, "cause", None)
-        seen += 1
-    return False
-
-
-def no_space_message(storage: str, folder: str) -> str:
-    return f"no space left under {storage}; free space there and resume with `polsess-tune resume {folder}`"
-
-
 def _fit(tuner: Any, storage: str, folder: str) -> Any:
-    """``tuner.fit()``, a full disk under the storage turned into one line (the last good state backup
-    and every finished trial stay; ``resume`` restores them)."""
-    try:
+    """``tuner.fit()``, a full disk under the storage (wherever Tune, W&B or SQLite failed to write,
+    even when Tune went on) turned into one line, exit 2 (tune.disk); the last good state backup and
+    every finished trial stay, and ``resume`` restores them."""
+    from .disk import guard
+
+    with guard(storage, folder):
         grid = tuner.fit()
-    except Exception as exc:
-        if disk_full(exc):
-            raise TuneInputError(no_space_message(storage, folder)) from None
-        raise
     if not location.is_uri(folder):  # a URI experiment's study lives in the searcher's memory
         from ..experiment.study import end_trials_cut_by_budget
 
@@ -300,8 +292,7 @@ def execute(plan: RunPlan, search_alg: Any = None):
     import ray
 
     _set_wandb_env(plan.wandb_mode)
-    # See build_callbacks. Not on resume: a search started before the loggers were named explicitly
-    # would lose its result.json logger.
+    # See build_callbacks; a resume sets it too, unless the search predates that (names_its_loggers).
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     start_ray(plan.address, plan.wandb_mode, plan.verbose)
     forward_sigterm_to_tune()
@@ -315,6 +306,19 @@ def execute(plan: RunPlan, search_alg: Any = None):
         ray.shutdown()
 
 
+def names_its_loggers(folder: str) -> bool:
+    """Whether the search at ``folder`` was started with its loggers named (build_callbacks), so that
+    its resume must not add Tune's defaults: it has no TensorBoard file. One started before that
+    keeps them, or it would lose its result.json logger. A URI experiment is newer than that."""
+    if location.is_uri(folder):
+        return True
+    from pathlib import Path
+
+    from ..experiment.layout import TENSORBOARD_GLOB, TRIAL_PREFIX
+
+    return not any(Path(folder).glob(f"{TRIAL_PREFIX}*/{TENSORBOARD_GLOB}"))
+
+
 def restore(folder: str, resources: dict[str, float], wandb_mode: str, restart_errored: bool,
             address: str | None, verbose: bool = False):
     """Continue an interrupted search: finished trials stay, running ones continue from their
@@ -325,6 +329,8 @@ def restore(folder: str, resources: dict[str, float], wandb_mode: str, restart_e
     from .trainable import train_convtasnet
 
     _set_wandb_env(wandb_mode)
+    if names_its_loggers(folder):  # see build_callbacks: no TensorBoard files after a resume either
+        os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     start_ray(address, wandb_mode, verbose)
     forward_sigterm_to_tune()
     try:

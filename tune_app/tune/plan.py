@@ -1,13 +1,13 @@
 """Everything a search needs, resolved and checked before any Ray work starts.
 
-``prepare_run`` turns the command line into a :class:`RunPlan`. Every user mistake (sweep file,
-base config, corpus, flags, an existing experiment) is found here and raised as one-line error,
-so a bad search costs seconds, not a Ray start-up.
+``prepare_run`` turns a :class:`~tune_app.tune.requests.RunRequest` (the typed flags; argparse stops
+in ``tune_app.commands``) into a :class:`RunPlan`. Every user mistake (sweep file, base config, flags,
+an existing experiment) is found here and raised as one-line error, so a bad search costs seconds,
+not a Ray start-up.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import socket
@@ -24,11 +24,25 @@ from ..experiment import location
 from ..experiment.layout import SEARCH_FILE, WANDB_DIR
 from ..experiment.location import local_folder
 from ..experiment.warm_start import WarmStart
-from ..ext.ray_internals import local_gpu_count
 from ..space import SearchSpec, describe, load_search, sample_configs
+from ..space.sampling import search_prior
 from . import checks
+from .requests import DEFAULT_NUM_SAMPLES, DEFAULT_STORAGE, DEFAULT_WANDB_PROJECT, RunRequest
 
-DEFAULT_NUM_SAMPLES = 8
+
+@dataclass(frozen=True)
+class Validation:
+    """What a validation retrains, as ``search.json`` records it under ``validation``: the source
+    experiment, its top trials (best first) and the seeds each is trained with, and the ``--set`` values."""
+
+    source: str
+    top: tuple[str, ...]
+    seeds: tuple[int, ...]
+    overrides: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source": self.source, "top": list(self.top), "seeds": list(self.seeds),
+                "overrides": dict(self.overrides)}
 
 
 @dataclass
@@ -55,7 +69,7 @@ class RunPlan:
     study_prefix: str = ""  # a stage's study is "<staged search>/<stage>" in a shared storage
     gpus_auto: bool = False  # --gpus-per-trial auto: gpus_per_trial is measured before the search (packing)
     keeps_study: bool = True  # False for a validation: its trials come from a list, not a sampler
-    validation: dict[str, Any] | None = None  # what `validate` retrains (tune.validate), for search.json
+    validation: Validation | None = None  # what `validate` retrains (tune.validate), for search.json
     budget_epochs: int | None = None  # --budget-epochs / tune.budget_epochs (tune.budget)
 
     @property
@@ -119,154 +133,181 @@ def choose_wandb_mode(requested: str | None) -> tuple[str, str]:
                        f"`wandb sync <experiment>/{WANDB_DIR}/wandb/offline-run-*`")
 
 
-def prepare_run(args: argparse.Namespace, default_space: Path, default_config: Path,
-                overrides: dict[str, Any]) -> RunPlan:
-    space_file = args.space or default_space
-    spec = load_search(space_file, base_config_override=args.config)
-    base_path = spec.base_config or default_config
+def prepare_run(request: RunRequest, default_space: Path, default_config: Path) -> RunPlan:
+    """The checked plan of ``request``, in the order a reader would check it by hand. Each step resolves
+    one thing or raises one line; a dry run makes the same checks, and skips only those of the folders
+    a run would write (the experiment folder, a new Optuna study)."""
+    space_file = _sweep_file(request.space or default_space)
+    spec = load_search(space_file, base_config_override=request.config)
     notes = list(spec.notes)
+    base = _base_config(spec, spec.base_config or default_config, request, notes)
+    base_flat = to_flat(base)
+    _complete_points(spec, base_flat, space_file)
+    warm = _warm_start(request.warm_start, spec, base_flat)
+    if not spec.space and not request.dry_run:
+        raise TuneInputError(f"{space_file}: parameters: nothing left to search; add a distribution or values")
+    budget, num_samples = _budget_and_trials(request, spec, notes)
+    seed = _seed(request, spec)
+    checks.check_max_failures(request.max_failures)
+    res = checks.resources(request, spec, notes)
+    _apply_scheduler_flags(request, spec, base)
+    _check_samples(spec, base, seed, space_file)
+    storage, name = _storage_and_name(request, spec, space_file)
+    mode, wandb_note = choose_wandb_mode(request.wandb)
+    plan = RunPlan(
+        spec=spec, base=base, name=name, storage=storage, num_samples=num_samples,
+        max_concurrent=res.max_concurrent, cpus_per_trial=res.cpus, gpus_per_trial=res.gpus, seed=seed,
+        wandb_mode=mode, wandb_project=request.wandb_project or spec.project or DEFAULT_WANDB_PROJECT,
+        wandb_note=wandb_note, max_failures=request.max_failures, address=request.address, resume=request.resume,
+        notes=notes, warm_start=warm, verbose=request.verbose, gpus_auto=res.gpus_auto, budget_epochs=budget,
+        optuna_storage_url=request.optuna_storage,
+    )
+    _check_destination(plan, request.dry_run)
+    _check_optuna_storage(plan, request.dry_run)
+    return plan
 
-    # --set pins a searched parameter: it leaves the space.
+
+def _sweep_file(path: Path) -> Path:
+    """``--space`` must name a file; a folder is said to be one (with the sweep files in it, if any)."""
+    if Path(path).expanduser().is_dir():
+        inside = sorted(p.name for p in Path(path).expanduser().glob("*.y*ml"))
+        hint = f" ({', '.join(inside[:3])}{', ...' if len(inside) > 3 else ''} in it)" if inside else ""
+        raise TuneInputError(f"--space {path}: a folder, not a sweep file; give one of its YAML files{hint}")
+    return path
+
+
+def _base_config(spec: SearchSpec, base_path: Path, request: RunRequest, notes: list[str]) -> Config:
+    """The base config with the sweep's fixed values and ``--set`` applied (a bad value blamed on its
+    flag); a ``--set`` of a searched parameter pins it: it leaves the space (with a note)."""
     pinned: dict[str, Any] = {}
-    for name, value in overrides.items():
+    origins: dict[str, str] = {}
+    for name, value in request.overrides.items():
         path = _resolve(name)
         pinned[path] = value
+        origins[path] = request.origins.get(name) or f"--set {name}"
         if path in spec.space:
             del spec.space[path]
             notes.append(f"{path} pinned to {value!r} by --set; not searched")
     try:
-        base = load_config(base_path, {**spec.fixed, **pinned})
+        return load_config(base_path, {**spec.fixed, **pinned}, origins=origins)
     except ConfigError as exc:
         raise TuneInputError(str(exc)) from None
-    base_flat = to_flat(base)
-    # A point may name only some searched parameters; the rest come from the base config (Ray's
-    # OptunaSearch wants every key), which must then lie inside the space.
+
+
+def _complete_points(spec: SearchSpec, base_flat: dict[str, Any], space_file: Path) -> None:
+    """A point may name only some searched parameters; the rest come from the base config (Ray's
+    OptunaSearch wants every key), which must then lie inside the space."""
     for i, point in enumerate(spec.points_to_evaluate):
         for path, param in spec.space.items():
-            if path not in point:
-                value = base_flat[path]
-                problem = param.why_outside(value)
-                if problem:
-                    raise TuneInputError(
-                        f"{space_file}: tune.points_to_evaluate[{i}]: {path} not given and the base config's "
-                        f"{value!r} {problem}; give {path} in the point"
-                    )
-                point[path] = value
-    warm = None
-    if getattr(args, "warm_start", None):
-        from ..experiment.warm_start import load_warm_start
+            if path in point:
+                continue
+            value = base_flat[path]
+            problem = param.why_outside(value)
+            if problem:
+                raise TuneInputError(
+                    f"{space_file}: tune.points_to_evaluate[{i}]: {path} not given and the base config's "
+                    f"{value!r} {problem}; give {path} in the point"
+                )
+            point[path] = value
 
-        warm = load_warm_start(args.warm_start, spec, base_flat)
-    if not spec.space and not args.dry_run:
-        raise TuneInputError(f"{space_file}: parameters: nothing left to search; add a distribution or values")
 
-    budget, num_samples = _budget_and_trials(args, spec, notes)
-    seed = args.seed if args.seed is not None else (spec.seed if spec.seed is not None else 0)
+def _warm_start(source: str | None, spec: SearchSpec, base_flat: dict[str, Any]) -> WarmStart | None:
+    if not source:
+        return None
+    from ..experiment.warm_start import load_warm_start
+
+    return load_warm_start(source, spec, base_flat)
+
+
+def _seed(request: RunRequest, spec: SearchSpec) -> int:
+    """The sampler's seed: ``--seed``, else the file's ``tune.seed``, else 0."""
+    seed = request.seed if request.seed is not None else (spec.seed if spec.seed is not None else 0)
     checks.check_seed(seed)
-    checks.check_max_failures(args.max_failures)
+    return seed
 
-    resources = spec.resources_per_trial or {}
-    cpus = args.cpus_per_trial if args.cpus_per_trial is not None else float(resources.get("cpu", 1))
-    gpus = args.gpus_per_trial if args.gpus_per_trial is not None else resources.get("gpu")
-    if gpus is None:
-        gpus = "auto" if local_gpu_count() and not args.address else 0.0
-    gpus_auto = gpus == "auto"
-    if gpus_auto:
-        if args.address:
-            raise TuneInputError("--gpus-per-trial auto measures this machine's GPU; on a cluster give a number, "
-                                 "e.g. --gpus-per-trial 0.25")
-        if not local_gpu_count():
-            notes.append("--gpus-per-trial auto: no GPU on this machine, so trials run on the CPU")
-            gpus_auto = False
-        gpus = 1.0 if gpus_auto else 0.0  # until the packing is measured (commands.run)
-    if args.address:
-        from .cluster import check_address
 
-        check_address(args.address)
-    try:
-        checks.check_resources(cpus, float(gpus), args.address)
-    except TuneInputError as exc:
-        if not args.dry_run:
-            raise
-        notes.append(f"not runnable on this machine as is: {exc}")
-    max_concurrent = args.max_concurrent if args.max_concurrent is not None else spec.max_concurrent
-    if max_concurrent is not None and max_concurrent < 1:
-        raise TuneInputError(f"--max-concurrent {max_concurrent}: must be at least 1")
-    note = checks.concurrency_note(max_concurrent, cpus, float(gpus), args.address)
-    if note:
-        notes.append(note)
-
-    if args.grace_period is not None:
-        spec.scheduler.grace_period = args.grace_period
-    if args.reduction_factor is not None:
-        spec.scheduler.reduction_factor = args.reduction_factor
+def _apply_scheduler_flags(request: RunRequest, spec: SearchSpec, base: Config) -> None:
+    if request.grace_period is not None:
+        spec.scheduler.grace_period = request.grace_period
+    if request.reduction_factor is not None:
+        spec.scheduler.reduction_factor = request.reduction_factor
     checks.check_scheduler(spec, base)
 
-    # Every sampled config must build: a range that makes an invalid model fails here, not in a trial.
-    if spec.space:
-        for sample in sample_configs(spec, 3, seed):
-            try:
-                config_from_flat({**to_flat(base), **sample}, source=str(space_file))
-            except ConfigError as exc:
-                raise TuneInputError(f"{space_file}: a sampled config is invalid: {exc}") from None
 
-    storage = args.storage or "runs"
+def _check_samples(spec: SearchSpec, base: Config, seed: int, space_file: Path) -> None:
+    """Every sampled config must build: a range that makes an invalid model fails here, not in a trial."""
+    if not spec.space:
+        return
+    base_flat = to_flat(base)
+    for sample in sample_configs(spec, 3, seed, base_flat=base_flat):  # the prior's draws too (space.prior)
+        try:
+            config_from_flat({**base_flat, **sample}, source=str(space_file))
+        except ConfigError as exc:
+            raise TuneInputError(f"{space_file}: a sampled config is invalid: {exc}") from None
+
+
+def _storage_and_name(request: RunRequest, spec: SearchSpec, space_file: Path) -> tuple[str, str]:
+    """The parent folder (absolute) or URI, and the experiment's name (default ``<space>-<time>``)."""
+    storage = request.storage or DEFAULT_STORAGE
     if "://" not in storage:
         storage = str(Path(storage).expanduser().resolve())
         checks.check_storage(storage)
-    name = args.name or f"{spec.name or Path(space_file).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    name = request.name or f"{spec.name or Path(space_file).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     checks.check_name(name)
+    return storage, name
 
-    mode, note = choose_wandb_mode(args.wandb)
-    plan = RunPlan(
-        spec=spec, base=base, name=name, storage=storage, num_samples=num_samples,
-        max_concurrent=max_concurrent, cpus_per_trial=cpus, gpus_per_trial=float(gpus), seed=seed,
-        wandb_mode=mode, wandb_project=args.wandb_project or spec.project or "polsess-tune", wandb_note=note,
-        max_failures=args.max_failures, address=args.address, resume=args.resume, notes=notes, warm_start=warm,
-        verbose=bool(getattr(args, "verbose", False)), gpus_auto=gpus_auto, budget_epochs=budget,
-    )
-    if plan.is_uri and spec.stages:
-        raise TuneInputError(f"--storage {storage}: a staged search stores to a folder (local, or shared by the "
+
+def _check_destination(plan: RunPlan, dry_run: bool) -> None:
+    """Where the experiment goes: a staged search needs a folder; a name already taken is refused."""
+    if plan.is_uri and plan.spec.stages:
+        raise TuneInputError(f"--storage {plan.storage}: a staged search stores to a folder (local, or shared by the "
                              "cluster's nodes); on object storage run each stage as its own search")
-    if not args.dry_run and plan.is_uri:
-        location.check_writable(storage, f"--storage {storage}")
+    if dry_run:
+        return
+    if plan.is_uri:
+        location.check_writable(plan.storage, f"--storage {plan.storage}")
         plan.notes += checks.check_experiment_folder(location.pull(plan.experiment_path), plan.resume)
-    elif not args.dry_run:
+    else:
         plan.notes += checks.check_experiment_folder(Path(plan.experiment_path), plan.resume)
-    plan.optuna_storage_url = getattr(args, "optuna_storage", None)
-    if plan.optuna_storage_url:
+
+
+def _check_optuna_storage(plan: RunPlan, dry_run: bool) -> None:
+    """``--optuna-storage``: no password in the URL (Tune would write it into files), and no study of
+    this name there yet; a URI experiment without it keeps its study in memory (a note)."""
+    url = plan.optuna_storage_url
+    if url:
         from ..experiment.study import has_password, redact
 
-        if has_password(plan.optuna_storage_url):
-            raise TuneInputError(f"--optuna-storage {redact(plan.optuna_storage_url)}: the URL holds a password, "
-                                 "which Tune would write into the experiment's files; put it in ~/.pgpass (or "
-                                 "PGPASSWORD) and drop it from the URL")
-    if plan.optuna_storage_url and not args.dry_run and not plan.resume:
+        if has_password(url):
+            raise TuneInputError(f"--optuna-storage {redact(url)}: the URL holds a password, which Tune would "
+                                 "write into the experiment's files; put it in ~/.pgpass (or PGPASSWORD) and drop "
+                                 "it from the URL")
+    if url and not dry_run and not plan.resume:
         from ..experiment.study import check_new_study
+        from ..space.stages import parse_stages
 
         # A staged search's studies are "<name>/<stage>" (tune.staged), one per stage.
-        names = [f"{plan.name}/{raw.get('name') or f'stage{i + 1}'}" for i, raw in enumerate(spec.stages)]
+        names = [f"{plan.name}/{stage.name}" for stage in parse_stages(plan.spec)] if plan.spec.stages else []
         for study_name in names or [plan.study_name]:
-            check_new_study(plan.optuna_storage_url, study_name)
+            check_new_study(url, study_name)
     elif plan.is_uri:
         plan.notes.append("the Optuna study of a URI experiment lives in the driver's memory (and Tune's "
                           "checkpoint); pass --optuna-storage URL to keep it where optuna-dashboard can read it")
-    return plan
 
 
-def _budget_and_trials(args: argparse.Namespace, spec: SearchSpec, notes: list[str]) -> tuple[int | None, int]:
+def _budget_and_trials(request: RunRequest, spec: SearchSpec, notes: list[str]) -> tuple[int | None, int]:
     """(budget of trial-epochs or None, trials at most). A budget given on the command line replaces
     the sweep file's trial count (run_cap): it is the user's newer word on how long to search, and
     every trial trains at least one epoch, so ``budget`` trials are a cap the budget reaches first."""
-    cli_budget = getattr(args, "budget_epochs", None)
+    cli_budget = request.budget_epochs
     budget = cli_budget if cli_budget is not None else spec.budget_epochs
     if budget is not None and budget < 1:
         raise TuneInputError(f"--budget-epochs {budget}: must be at least 1 trial-epoch")
     if budget is not None and spec.stages:
         raise TuneInputError(f"{spec.file}: a budget of trial-epochs is for one search; a staged search "
                              "sizes each stage with its num_samples")
-    if args.num_samples is not None:
-        num_samples = args.num_samples
+    if request.num_samples is not None:
+        num_samples = request.num_samples
     elif budget is not None and spec.method != "grid" and (cli_budget is not None or spec.num_samples is None):
         if spec.num_samples is not None:
             notes.append(f"--budget-epochs {budget} replaces the sweep file's {spec.num_samples} trials; "
@@ -298,7 +339,7 @@ def write_search_file(plan: RunPlan) -> None:
     """``search.json``: the resolved search, for ``results``, ``resume``, warm starts and importance."""
     folder = plan.local_path
     folder.mkdir(parents=True, exist_ok=True)
-    info = describe(plan.spec)
+    info = describe(plan.spec, search_prior(plan.spec, to_flat(plan.base)))
     info.update({
         "space_paths": list(plan.spec.space),
         "name": plan.name,
@@ -315,7 +356,7 @@ def write_search_file(plan: RunPlan) -> None:
         "study_name": plan.study_name if plan.optuna_storage else None,
         "optuna_storage": _redacted(plan.optuna_storage),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        **({"validation": plan.validation} if plan.validation else {}),
+        **({"validation": plan.validation.to_json()} if plan.validation else {}),
         # Where this search's W&B offline runs are: beside the driver, for a URI experiment on the driver's machine.
         "wandb_dir": f"{socket.gethostname()}:{folder / WANDB_DIR}",
     })

@@ -1,7 +1,8 @@
 """Run a staged search: one Ray Tune experiment per stage under a parent folder, each resumable.
 
-``stages.json`` in the parent folder records the stage names and the ``run`` command's arguments,
-so ``resume`` can rebuild the plan (see :mod:`tune_app.commands.resume`); a stage that already
+``stages.json`` in the parent folder records the stage names and the ``run`` command's request
+(:class:`~tune_app.tune.requests.RunRequest`, saved as plain data with its version), so ``resume`` can
+rebuild the plan through the same type (see :mod:`tune_app.commands.resume`); a stage that already
 finished is not run again.
 """
 
@@ -11,7 +12,6 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 from polsess.config import config_from_flat, to_flat
 
@@ -21,6 +21,7 @@ from ..experiment.results import Experiment, has_experiment_state, load_experime
 from ..experiment.transfer import stage_transfer_line
 from ..space.stages import Stage, stage_spec, top_configs
 from .plan import RunPlan, write_search_file
+from .requests import RunRequest, ValidateRequest
 from .summary import finish
 
 
@@ -37,14 +38,14 @@ def _finished(folder: Path, num_samples: int) -> bool:
     return has_experiment_state(folder) and load_experiment(folder).is_finished(num_samples)
 
 
-def run_staged(plan: RunPlan, stages: list[Stage], args: dict[str, Any], address: str | None = None) -> int:
-    """Run (or continue) every stage in order; ``args``: the ``run`` command's arguments, saved for resume."""
+def run_staged(plan: RunPlan, stages: list[Stage], request: RunRequest, address: str | None = None) -> int:
+    """Run (or continue) every stage in order; ``request``: the ``run`` command's, saved for resume."""
     from .driver import execute, restore
 
     parent = Path(plan.experiment_path)
     parent.mkdir(parents=True, exist_ok=True)
     if not (parent / STAGES_FILE).exists():
-        saved = {"argv": args.get("argv", []), "args": args, "stages": [s.name for s in stages]}
+        saved = {"argv": list(request.argv), "request": request.to_saved(), "stages": [s.name for s in stages]}
         (parent / STAGES_FILE).write_text(json.dumps(saved, indent=2, default=str))
     previous: tuple[Experiment, RunPlan] | None = None
     failed = False
@@ -73,30 +74,34 @@ def run_staged(plan: RunPlan, stages: list[Stage], args: dict[str, Any], address
             print(line)
         previous = (exp, stage_plan)
     assert previous is not None
-    if plan.spec.validate:
-        code = _validate_last_stage(plan, parent, previous[0].path, address)
-        if code == 130:
-            return code
-        failed = failed or code != 0
-        validated = parent / VALIDATE_STAGE / BEST_CONFIG  # the best mean over seeds
-        best = parent / BEST_CONFIG
-        if validated.exists():
-            best.write_text(validated.read_text())
-        else:
-            export_best(previous[0], best)
-    else:
-        best = export_best(previous[0], parent / BEST_CONFIG)
-    print(f"\nstaged search done; final best config: {best}" + ("; some trials errored (see above)" if failed else ""))
-    return 1 if failed else 0
+    return _final_best(plan, parent, previous[0], address, failed)
 
 
 VALIDATE_STAGE = "validate"  # the folder of a staged search's `validate:` step, beside its stages
 
 
+def _final_best(plan: RunPlan, parent: Path, last: Experiment, address: str | None, failed: bool) -> int:
+    """The parent's ``best_config.yaml``: the validation's best mean over seeds (with ``validate:``),
+    else the last stage's best; the staged search's exit status (``failed``: some stage's trials errored)."""
+    best = parent / BEST_CONFIG
+    if plan.spec.validate:
+        code = _validate_last_stage(plan, parent, last.path, address)
+        if code == 130:
+            return code
+        failed = failed or code != 0
+        validated = parent / VALIDATE_STAGE / BEST_CONFIG
+        if validated.exists():
+            best.write_text(validated.read_text())
+        else:
+            export_best(last, best)
+    else:
+        best = export_best(last, best)
+    print(f"\nstaged search done; final best config: {best}" + ("; some trials errored (see above)" if failed else ""))
+    return 1 if failed else 0
+
+
 def _validate_last_stage(plan: RunPlan, parent: Path, last: Path, address: str | None) -> int:
     """The sweep's ``validate:``: the last stage's top-K configs × seeds (started, continued or done)."""
-    import argparse
-
     from polsess.config import resolve_name
 
     from .driver import restore
@@ -113,13 +118,14 @@ def _validate_last_stage(plan: RunPlan, parent: Path, last: Path, address: str |
         if not _finished(folder, count):
             restore(str(folder), {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}, plan.wandb_mode, False,
                     address or plan.address, plan.verbose)
-        code = finish(folder, time.perf_counter() - start, count, resume_hint=parent)
+        code = finish(folder, time.perf_counter() - start, count, resume_hint=parent, best=False)
         if code != 130:
             report_validation(folder)
         return code
-    args = argparse.Namespace(experiment=str(last), top=spec["top_k"], seeds=",".join(map(str, spec["seeds"])),
-                              name=VALIDATE_STAGE, storage=str(parent), cpus_per_trial=plan.cpus_per_trial,
-                              gpus_per_trial=plan.gpus_per_trial, max_concurrent=plan.max_concurrent,
+    request = ValidateRequest(experiment=str(last), top=spec["top_k"], seeds=tuple(spec["seeds"]),
+                              overrides={resolve_name(k): v for k, v in spec["set"].items()}, name=VALIDATE_STAGE,
+                              storage=str(parent), max_concurrent=plan.max_concurrent,
+                              cpus_per_trial=plan.cpus_per_trial, gpus_per_trial=plan.gpus_per_trial,
                               wandb=plan.wandb_mode, max_failures=plan.max_failures)
-    vplan, configs = prepare_validation(args, {resolve_name(k): v for k, v in spec["set"].items()})
+    vplan, configs = prepare_validation(request)
     return run_validation(vplan, configs, resume_hint=parent)

@@ -14,20 +14,23 @@ from ..experiment.location import is_uri, open_experiment, parent, push
 from ..experiment.location import shown as location_shown
 from ..experiment.report import best_checkpoint_line, error_lines, export_best, summary_line, table, write_csv
 from ..experiment.results import load_experiment
+from ..ext.wandb_offline import incomplete_runs_line
 from ..names import UNFINISHED
 
 
-def finish(where: str | Path, wall_s: float, num_samples: int, resume_hint: str | Path | None = None) -> int:
-    """Summarise the experiment at ``where`` (a folder or a URI); the exit status of the command that ran it."""
+def finish(where: str | Path, wall_s: float, num_samples: int, resume_hint: str | Path | None = None,
+           best: bool = True) -> int:
+    """Summarise the experiment at ``where`` (a folder or a URI); the exit status of the command that ran it.
+    ``best=False`` (a validation): no best run named or exported; its verdict is by mean over seeds (tune.validate)."""
     folder, shown = open_experiment(where)
     try:
-        return _finish(folder, shown, wall_s, num_samples, resume_hint or shown)
+        return _finish(folder, shown, wall_s, num_samples, resume_hint or shown, best)
     finally:
         if is_uri(shown):  # what the summary wrote goes into the bucket beside the trials
             push(folder, shown, [RESULTS_CSV, BEST_CONFIG])
 
 
-def _finish(folder: Path, shown: str, wall_s: float, num_samples: int, hint: str | Path) -> int:
+def _finish(folder: Path, shown: str, wall_s: float, num_samples: int, hint: str | Path, best: bool) -> int:
     exp = load_experiment(folder)
     write_csv(exp, folder / RESULTS_CSV)
     print()
@@ -35,6 +38,8 @@ def _finish(folder: Path, shown: str, wall_s: float, num_samples: int, hint: str
     for line in error_lines(exp):
         print(line)
     print(f"\n{summary_line(exp)} in {wall_s / 60:.1f} min")
+    if wandb_line := incomplete_runs_line(exp, folder / WANDB_DIR):  # what W&B lost, by trial
+        print(wandb_line)
     if is_uri(shown):
         print(f"W&B offline runs: {folder / WANDB_DIR} (on this machine, beside the driver)")
     unfinished = not exp.all_started(num_samples) or any(t.status in UNFINISHED for t in exp.trials)
@@ -57,9 +62,10 @@ def _finish(folder: Path, shown: str, wall_s: float, num_samples: int, hint: str
         print("no trial finished with a score: no best config exported" if errored else
               "no trial reported a score; see the errors above")
         return 1
-    best = export_best(exp, folder / BEST_CONFIG)
-    print(best_checkpoint_line(exp))
-    print(f"best config: {location_shown(best)}" + (" (from the trials that did not error)" if errored else ""))
+    if best:
+        out = export_best(exp, folder / BEST_CONFIG)
+        print(best_checkpoint_line(exp))
+        print(f"best config: {location_shown(out)}" + (" (from the trials that did not error)" if errored else ""))
     print(f"results: polsess-tune results {shown}")
     if errored:
         print(f"rerun the errored trials with: polsess-tune resume {hint} --restart-errored")

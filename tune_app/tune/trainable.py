@@ -28,16 +28,20 @@ from polsess.config import config_from_flat, flatten
 
 from ..experiment import layout
 from ..experiment.layout import CHECKPOINT_FILE
+from ..experiment.restart import newest_readable
 from ..ext.trial_files import results_at
 from ..names import DONE_TRAINING, EPOCH, ITERATION, VALIDATION_KEY
 
 
 def trial_resources() -> tuple[float, float]:
-    """(CPUs, GPUs) Ray reserved for this trial."""
-    try:
-        required = tune.get_context().get_trial_resources().required_resources
-    except Exception:  # outside a Tune session (e.g. a direct call in a test)
+    """(CPUs, GPUs) Ray reserved for this trial; every CPU and no GPU outside a Tune session.
+
+    Outside a session (a direct call) Ray warns and returns None; any other failure (Ray's API
+    changed) is raised, not read as "every CPU, no GPU"."""
+    resources = tune.get_context().get_trial_resources()
+    if resources is None:
         return float(os.cpu_count() or 1), 0.0
+    required = resources.required_resources
     return float(required.get("CPU", 1)), float(required.get("GPU", 0))
 
 
@@ -66,14 +70,10 @@ def train_convtasnet(config: dict[str, Any]) -> None:
     a retry raises it again at once instead of loading data and training up to the same point.
     """
     marker = _marker()
-    if marker is not None and marker.is_file():
-        try:
-            recorded = pickle.loads(marker.read_bytes())
-        except Exception:  # an unreadable record: train as usual
-            recorded = None
-        if isinstance(recorded, BaseException):
-            _log(f"not retried: {type(recorded).__name__} repeats on every attempt")
-            raise recorded
+    recorded = recorded_error(marker) if marker is not None else None
+    if recorded is not None:
+        _log(f"not retried: {type(recorded).__name__} repeats on every attempt")
+        raise recorded
     try:
         _train(config)
     except _non_retryable() as exc:
@@ -83,11 +83,27 @@ def train_convtasnet(config: dict[str, Any]) -> None:
         raise
 
 
-def _marker() -> Path | None:
+def recorded_error(marker: Path) -> BaseException | None:
+    """The error a previous attempt recorded in ``marker``; None if there is none or it cannot be read.
+
+    An unreadable record (cut by a kill, a newer pickle protocol, its class gone or changed) means
+    "train as usual", which raises the error again if it still repeats. pickle documents the first
+    five; TypeError is an exception class whose ``__init__`` no longer takes what it was pickled with,
+    ValueError an unknown protocol. Anything else is a fault of ours and is raised."""
     try:
-        return Path(tune.get_context().get_trial_dir()) / layout.NOT_RETRIED_FILE
-    except Exception:  # outside a Tune session (a direct call in a test)
+        recorded = pickle.loads(marker.read_bytes())
+    except FileNotFoundError:
         return None
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, TypeError, ValueError) as exc:
+        _log(f"the record of a previous attempt's error cannot be read ({type(exc).__name__}); training as usual")
+        return None
+    return recorded if isinstance(recorded, BaseException) else None
+
+
+def _marker() -> Path | None:
+    """The trial's record of an error not worth retrying; None outside a Tune session (Ray returns None)."""
+    trial_dir = tune.get_context().get_trial_dir()
+    return None if trial_dir is None else Path(trial_dir) / layout.NOT_RETRIED_FILE
 
 
 def _train(config: dict[str, Any]) -> None:
@@ -157,9 +173,8 @@ def restored_state(checkpoint: tune.Checkpoint | None) -> tuple[dict[str, Any] |
     Resumes from the newest checkpoint kept in the trial folder rather than the one Tune names:
     after a SIGKILL the experiment snapshot can be seconds stale and name a checkpoint that
     ``num_to_keep`` has since deleted, and after Ctrl-C an epoch can be checkpointed but never
-    recorded in ``result.json``.
+    recorded in ``result.json``. With no readable one left it trains again from epoch 1.
     """
-    from polsess.config import ConfigError
     from polsess.trainer import load_checkpoint
 
     if checkpoint is None:
@@ -175,15 +190,10 @@ def restored_state(checkpoint: tune.Checkpoint | None) -> tuple[dict[str, Any] |
             with checkpoint.as_directory() as local:
                 state = load_checkpoint(Path(local) / CHECKPOINT_FILE)
         return state, _unrecorded(state, results_at(checkpoint.filesystem, trial_path))
-    readable = []
-    for kept in layout.checkpoint_dirs(folder.parent):
-        try:
-            readable.append(load_checkpoint(kept / CHECKPOINT_FILE))
-        except ConfigError as exc:  # cut by a kill or a full disk: an older kept checkpoint may be whole
-            _log(f"skipping {kept.name}, it cannot be read ({exc}); resuming from an older one")
-    state = max(readable, key=lambda st: st[EPOCH], default=None)
-    if state is None:
-        raise FileNotFoundError(f"{folder.parent}: no readable checkpoint left to resume from")
+    state = newest_readable(folder.parent, _log)
+    if state is None:  # resume set its records aside (experiment.restart): it starts over, same id
+        _log(f"{folder.parent}: no readable checkpoint left; training again from epoch 1")
+        return None, []
     return state, _unrecorded(state, layout.read_results(folder.parent))
 
 

@@ -9,10 +9,10 @@ the configs by their mean over seeds and says whether the winner's lead exceeds 
 
 from __future__ import annotations
 
-import argparse
 import json
 import pickle
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,8 @@ from ..experiment.results import Experiment, load_experiment
 from ..names import VALIDATION_KEY
 from ..space import SchedulerSpec, SearchSpec
 from . import checks
-from .plan import RunPlan, choose_wandb_mode, write_search_file
-
-DEFAULT_SEEDS = (42, 123, 456)  # the users' own shell loop
+from .plan import RunPlan, Validation, choose_wandb_mode, write_search_file
+from .requests import DEFAULT_CPUS_PER_TRIAL, DEFAULT_WANDB_PROJECT, ValidateRequest
 
 
 class ConfigList(Searcher):
@@ -61,15 +60,22 @@ class ConfigList(Searcher):
 
 
 def parse_seeds(text: str) -> list[int]:
+    """``--seeds 42,123,456`` → ``[42, 123, 456]``, checked as :func:`check_seeds` does."""
     try:
         seeds = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         raise TuneInputError(f"--seeds {text}: expected integers separated by commas, e.g. 42,123,456") from None
+    check_seeds(seeds, text)
+    return seeds
+
+
+def check_seeds(seeds: list[int] | tuple[int, ...], shown: str | None = None) -> None:
+    """One or more distinct seeds, each one a sampler takes; ``shown``: how the user wrote them."""
+    label = shown if shown is not None else ",".join(map(str, seeds))
     if not seeds or len(set(seeds)) != len(seeds):
-        raise TuneInputError(f"--seeds {text}: give one or more distinct seeds, e.g. 42,123,456")
+        raise TuneInputError(f"--seeds {label}: give one or more distinct seeds, e.g. 42,123,456")
     for seed in seeds:
         checks.check_seed(seed)
-    return seeds
 
 
 def top_configs(exp: Experiment, k: int) -> list[tuple[str, dict[str, Any]]]:
@@ -90,19 +96,34 @@ def top_configs(exp: Experiment, k: int) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def prepare_validation(args: argparse.Namespace, overrides: dict[str, Any]) -> tuple[RunPlan, list[dict[str, Any]]]:
+def prepare_validation(request: ValidateRequest) -> tuple[RunPlan, list[dict[str, Any]]]:
     """The plan and the K×S trial configs; every mistake is one error line before Ray starts."""
-    source_path, source_shown = open_experiment(args.experiment)
+    source_path, source_shown = open_experiment(request.experiment)
     if (source_path / layout.STAGES_FILE).exists():
         raise TuneInputError(f"{source_shown}: a staged search; validate its last stage's folder, e.g. "
                              f"{source_shown}/<last stage>")
     source = load_experiment(source_path)
-    if args.top < 1:
-        raise TuneInputError(f"--top {args.top}: must be at least 1")
-    seeds = parse_seeds(args.seeds)
-    picks = top_configs(source, args.top)
+    if request.top < 1:
+        raise TuneInputError(f"--top {request.top}: must be at least 1")
+    check_seeds(request.seeds)
+    picks = top_configs(source, request.top)
     if not picks:
         raise TuneInputError(f"{source_shown}: no trial finished with a score; nothing to validate")
+    configs = _trial_configs(picks, request.seeds, request.overrides, source_shown)
+    name = request.name or f"{source_path.name}-validate"
+    checks.check_name(name)
+    plan = _validation_plan(request, source, name, _storage(request.storage or location.parent(source_shown)),
+                            configs)
+    target = location.pull(plan.experiment_path) if plan.is_uri else Path(plan.experiment_path)
+    plan.notes += checks.check_experiment_folder(target, False)
+    plan.validation = Validation(source=source_shown, top=tuple(t for t, _ in picks), seeds=tuple(request.seeds),
+                                 overrides=dict(request.overrides))
+    return plan, configs
+
+
+def _trial_configs(picks: list[tuple[str, dict[str, Any]]], seeds: tuple[int, ...], overrides: Mapping[str, Any],
+                   source: str) -> list[dict[str, Any]]:
+    """Each picked config once per seed, ``--set`` applied, tagged with where it came from."""
     configs = []
     for trial_id, flat in picks:
         for seed in seeds:
@@ -111,35 +132,38 @@ def prepare_validation(args: argparse.Namespace, overrides: dict[str, Any]) -> t
             except ConfigError as exc:
                 raise TuneInputError(f"--set: {exc}") from None
             configs.append({**to_dict(cfg), VALIDATION_KEY: {"source_trial": trial_id, "seed": seed,
-                                                             "source": source_shown}})
-    name = args.name or f"{source_path.name}-validate"
-    checks.check_name(name)
-    storage = args.storage or location.parent(source_shown)
+                                                             "source": source}})
+    return configs
+
+
+def _storage(storage: str) -> str:
+    """The validation's parent folder (absolute, creatable) or a writable URI."""
     if location.is_uri(storage):
         location.check_writable(storage, f"--storage {storage}")
-    else:
-        storage = str(Path(storage).expanduser().resolve())
-        checks.check_storage(storage)
+        return storage
+    storage = str(Path(storage).expanduser().resolve())
+    checks.check_storage(storage)
+    return storage
+
+
+def _validation_plan(request: ValidateRequest, source: Experiment, name: str, storage: str,
+                     configs: list[dict[str, Any]]) -> RunPlan:
+    """A FIFO plan of the listed configs; resources and W&B project from the source search unless given."""
     search = source.search
     resources = search.get("resources_per_trial") or {}
-    cpus = args.cpus_per_trial if args.cpus_per_trial is not None else float(resources.get("cpu", 1))
-    gpus = args.gpus_per_trial if args.gpus_per_trial is not None else float(resources.get("gpu", 0))
+    cpus = request.cpus_per_trial if request.cpus_per_trial is not None else float(
+        resources.get("cpu", DEFAULT_CPUS_PER_TRIAL))
+    gpus = request.gpus_per_trial if request.gpus_per_trial is not None else float(resources.get("gpu", 0))
     checks.check_resources(cpus, gpus, None)
-    spec = SearchSpec(file=None, base_config=None, space={}, fixed=dict(overrides), method="grid",
+    spec = SearchSpec(file=None, base_config=None, space={}, fixed=dict(request.overrides), method="grid",
                       metric=source.metric, mode=source.mode, target=None, scheduler=SchedulerSpec("fifo"),
                       num_samples=len(configs), tags=["validation"], name=name)
-    mode, note = choose_wandb_mode(args.wandb)
-    plan = RunPlan(spec=spec, base=config_from_flat(flatten({k: v for k, v in configs[0].items()
-                                                             if k != VALIDATION_KEY})),
-                   name=name, storage=storage, num_samples=len(configs), max_concurrent=args.max_concurrent,
-                   cpus_per_trial=cpus, gpus_per_trial=gpus, seed=0, wandb_mode=mode,
-                   wandb_project=search.get("wandb_project") or "polsess-tune", wandb_note=note,
-                   max_failures=args.max_failures, keeps_study=False)
-    target = location.pull(plan.experiment_path) if plan.is_uri else Path(plan.experiment_path)
-    plan.notes += checks.check_experiment_folder(target, False)
-    plan.validation = {"source": source_shown, "top": [t for t, _ in picks], "seeds": seeds,
-                       "overrides": {k: v for k, v in overrides.items()}}
-    return plan, configs
+    mode, note = choose_wandb_mode(request.wandb)
+    base = config_from_flat(flatten({k: v for k, v in configs[0].items() if k != VALIDATION_KEY}))
+    return RunPlan(spec=spec, base=base, name=name, storage=storage, num_samples=len(configs),
+                   max_concurrent=request.max_concurrent, cpus_per_trial=cpus, gpus_per_trial=gpus, seed=0,
+                   wandb_mode=mode, wandb_project=search.get("wandb_project") or DEFAULT_WANDB_PROJECT,
+                   wandb_note=note, max_failures=request.max_failures, keeps_study=False)
 
 
 def run_validation(plan: RunPlan, configs: list[dict[str, Any]], resume_hint: str | Path | None = None) -> int:
@@ -151,15 +175,17 @@ def run_validation(plan: RunPlan, configs: list[dict[str, Any]], resume_hint: st
     write_search_file(plan)
     start = time.perf_counter()
     execute(plan, search_alg=ConfigList(configs, plan.spec.metric, plan.spec.mode))
-    code = finish(plan.experiment_path, time.perf_counter() - start, plan.num_samples, resume_hint=resume_hint)
+    code = finish(plan.experiment_path, time.perf_counter() - start, plan.num_samples, resume_hint=resume_hint,
+                  best=False)
     if code != 130:
         report_validation(plan.experiment_path)
     return code
 
 
 def report_validation(where: str | Path) -> None:
-    """The ranking by mean over seeds and the verdict; ``best_config.yaml`` becomes the best mean's config
-    (``finish`` wrote the single best run's). ``where``: the validation's folder or URI."""
+    """The ranking by mean over seeds and the verdict, and the one best: the config ranked first, whose
+    config ``best_config.yaml`` becomes. ``where``: the validation's folder or URI. (``finish`` is told
+    not to name the single best run, so the console gives one verdict.)"""
     folder, shown = open_experiment(where)
     exp = load_experiment(folder)
     ranked = validation.scores_by_config(exp)
@@ -167,12 +193,15 @@ def report_validation(where: str | Path) -> None:
           "(each run's best epoch)")
     print(validation.table(ranked, exp.metric))
     print(validation.verdict(ranked, exp.metric))
-    if ranked and ranked[0].scores:
-        best = ranked[0]
-        header = (f"Best mean of {exp.path.name}: trial {best.source_trial}'s config, {exp.metric} "
-                  f"{best.mean:.3f} ± {best.std:.3f} dB over seeds {', '.join(map(str, best.scores))}\n"
-                  f"Train it: polsess-tune train --config {BEST_CONFIG}")
-        out = save_config(config_from_flat(flatten(best.config)), folder / BEST_CONFIG, header=header)
-        if location.is_uri(shown):
-            location.push(folder, shown, [BEST_CONFIG])
-        print(f"best config (best mean): {location.shown(out)}")
+    if not ranked or not ranked[0].scores:
+        return
+    best = ranked[0]
+    seeds = ", ".join(map(str, best.scores))
+    header = (f"Best mean of {exp.path.name}: trial {best.source_trial}'s config, {exp.metric} "
+              f"{best.mean:.3f} ± {best.std:.3f} dB over seeds {seeds}\n"
+              f"Train it: polsess-tune train --config {BEST_CONFIG}")
+    out = save_config(config_from_flat(flatten(best.config)), folder / BEST_CONFIG, header=header)
+    if location.is_uri(shown):
+        location.push(folder, shown, [BEST_CONFIG])
+    print(validation.best_line(ranked, exp.metric))
+    print(f"best config (best mean): {location.shown(out)}")
