@@ -125,6 +125,16 @@ def test_parts_import_only_their_own_layer_and_below():
     assert not bad, "\n".join(bad)
 
 
+def test_no_function_in_tune_app_is_over_60_lines():
+    """An orchestrator a reader holds in their head: every function of tune_app ≤ 60 lines (issue #23)."""
+    long = {}
+    for path in (REPO / "tune_app").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                long[f"{path.relative_to(REPO)}:{node.lineno} {node.name}"] = node.end_lineno - node.lineno + 1
+    assert not long
+
+
 def test_no_module_is_over_400_lines():
     sizes = {m: len(p.read_text().splitlines()) for m, p in MODULES.items()}
     assert not {m: n for m, n in sizes.items() if n > MAX_LINES}

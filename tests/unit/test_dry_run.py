@@ -92,3 +92,19 @@ def test_a_sweep_file_sized_for_another_machine_still_dry_runs(capsys):
     assert code == 0, err
     if "not runnable on this machine as is" not in out:  # a machine with 4 CPUs and a GPU runs it as is
         assert "resources per trial: 4 CPU, 1 GPU" in out
+
+
+def test_epochs_set_below_the_grace_period_say_asha_stops_nothing(capsys):
+    code, out, _ = _dry(capsys, "--set", "num_epochs=1")
+    assert code == 0
+    assert "grace period 2 > max_t 1 epochs; clamped to 1, so ASHA stops nothing" in out
+
+
+def test_the_dry_run_shows_the_prior_and_trial_0_is_the_base_config(capsys):
+    code, out, _ = _dry(capsys)
+    assert code == 0
+    assert "prior:        the base config" in out and "pibo policy" in out
+    assert "  [0] training.lr=0.003, training.weight_decay=1e-07, training.grad_clip_norm=5, model.convtasnet.B=32" in out
+    code, out, _ = _dry(capsys, "--json")
+    info = json.loads(out)
+    assert info["prior"]["values"] == "base" and info["prior_resolved"]["base_point"]["training.lr"] == 0.003

@@ -106,7 +106,7 @@ def _told(spec, prior, scores):
 
 
 def test_a_prior_the_evidence_supports_is_kept_and_a_wrong_one_fades(tmp_path):
-    spec = _spec(tmp_path)
+    spec = _spec(tmp_path, prior_policy="priorband")
     prior = search_prior(spec, _base(spec))
     lr = spec.space["training.lr"]
     near = [lambda p: -abs(lr.to_unit(p["training.lr"]) - lr.to_unit(0.003))] * 12
@@ -184,11 +184,14 @@ def test_dry_run_text_shows_mode_width_and_expected_draws(tmp_path):
     assert "prior:        the base config" in text and "trial 0 is its point" in text
     assert "training.lr              mode 0.003, sigma 0.25 of the log range" in text
     assert "training.weight_decay    no prior (uniform)" in text
-    assert "expected from the prior: about 3.5 of the 7 proposals after trial 0" in text
+    assert "expected from the prior: about 3.9 of the 7 proposals after trial 0 (w = min(1, beta/n))" in text
+    text = format_dry_run(spec, [], num_samples=8, prior=search_prior(_spec(tmp_path, prior_policy="priorband"),
+                                                                      _base(spec)))
+    assert "about 3.5 of the 7 proposals after trial 0 (w = 1/2 until two trials are scored" in text
 
 
 def test_pruned_trials_count_as_evidence_by_their_best_epoch(tmp_path):
-    spec = _spec(tmp_path)
+    spec = _spec(tmp_path, prior_policy="priorband")
     prior = search_prior(spec, _base(spec))
     study = _study(spec, prior)
     space = optuna_space(spec)

@@ -128,23 +128,25 @@ def _iter_payloads(path: Path, stats: ReadStats) -> Iterator[bytes]:
                 pending, pos = None, BLOCK_SIZE
                 continue
             pos = end
-            if ctype in (_FULL, _FIRST):
-                if pending is not None:  # previous record never got its LAST chunk
-                    stats.skipped_chunks += 1
-                if ctype == _FULL:
-                    pending = None
-                    yield payload
-                else:
-                    pending = bytearray(payload)
-            elif pending is None:  # MIDDLE/LAST of a record whose start was skipped
-                stats.skipped_chunks += 1
-            else:
-                pending += payload
-                if ctype == _LAST:
-                    data, pending = bytes(pending), None
-                    yield data
+            pending, record = _assemble(ctype, payload, pending, stats)
+            if record is not None:
+                yield record
         if pending is not None:
             stats.truncated = True  # file ends between fragments of one record
+
+
+def _assemble(ctype: int, payload: bytes, pending: bytearray | None,
+              stats: ReadStats) -> tuple[bytearray | None, bytes | None]:
+    """One valid chunk into the record being put together: (what is pending now, a whole record or None)."""
+    if ctype in (_FULL, _FIRST):
+        if pending is not None:  # previous record never got its LAST chunk
+            stats.skipped_chunks += 1
+        return (None, payload) if ctype == _FULL else (bytearray(payload), None)
+    if pending is None:  # MIDDLE/LAST of a record whose start was skipped
+        stats.skipped_chunks += 1
+        return None, None
+    pending += payload
+    return (None, bytes(pending)) if ctype == _LAST else (pending, None)
 
 
 def read_records(path: str | os.PathLike[str], stats: ReadStats | None = None) -> Iterator[Record]:

@@ -64,20 +64,8 @@ def read_tune(ctx: Ctx, block: Any) -> dict[str, Any]:
                 if not is_number(rv) or not math.isfinite(rv) or rv < 0:
                     ctx.fail(f"{key}.{rk}", f"expected a number >= 0, got {rv!r}")
             out[k] = {"cpu": float(v.get("cpu", 1)), "gpu": float(v.get("gpu", 0))}
-        elif k == "prior":
-            if v not in ("base", "none") and not (isinstance(v, dict) and v):
-                ctx.fail(key, f"expected base (the base config, the default), none, or a mapping of searched "
-                              f"parameters to values such as {{lr: 3e-4}}; got {v!r}")
-            out[k] = v
-        elif k == "prior_width":
-            if not is_number(v) or not math.isfinite(v) or not 0.01 <= v <= 0.5:
-                ctx.fail(key, f"expected a number in [0.01, 0.5]: the prior's sigma as a fraction of each "
-                              f"range (on its own scale); got {v!r}")
-            out[k] = float(v)
-        elif k == "prior_policy":
-            if v not in POLICIES:
-                ctx.fail(key, f"unknown policy {v!r}; use {' or '.join(POLICIES)}")
-            out[k] = v
+        elif k.startswith("prior"):
+            out[k] = _read_prior_key(ctx, key, k, v)
         elif k == "tags":
             if not isinstance(v, list) or not all(isinstance(t, str) for t in v):
                 ctx.fail(key, f"expected a list of strings, got {v!r}")
@@ -88,6 +76,23 @@ def read_tune(ctx: Ctx, block: Any) -> dict[str, Any]:
             out[k] = v
     return out
 
+
+
+def _read_prior_key(ctx: Ctx, key: str, k: str, v: Any) -> Any:
+    """``prior`` / ``prior_width`` / ``prior_policy`` (their values in the space: :func:`.prior.read_prior`)."""
+    if k == "prior":
+        if v not in ("base", "none") and not (isinstance(v, dict) and v):
+            ctx.fail(key, f"expected base (the base config, the default), none, or a mapping of searched "
+                          f"parameters to values such as {{lr: 3e-4}}; got {v!r}")
+        return v
+    if k == "prior_width":
+        if not is_number(v) or not math.isfinite(v) or not 0.01 <= v <= 0.5:
+            ctx.fail(key, f"expected a number in [0.01, 0.5]: the prior's sigma as a fraction of each "
+                          f"range (on its own scale); got {v!r}")
+        return float(v)
+    if v not in POLICIES:
+        ctx.fail(key, f"unknown policy {v!r}; use {' or '.join(POLICIES)}")
+    return v
 
 
 def read_validate(ctx: Ctx, block: Any, staged: bool) -> dict[str, Any] | None:

@@ -85,15 +85,26 @@ def file_message(exc: OSError) -> str:
     return f"{path}: disk full{room}; free space and {then}"
 
 
-class DiskFullWatch(logging.Handler):
-    """Notes the first record of Ray's that says the disk is full (what failed, for ``--verbose``)."""
+STILL_ROOM_MB = 16.0  # a "no space" record while this much is free is an old failure re-logged, not a full disk
 
-    def __init__(self) -> None:
+
+class DiskFullWatch(logging.Handler):
+    """Notes the first record of Ray's that says the disk is full (what failed, for ``--verbose``).
+
+    Only while the experiment's disk is in fact (nearly) full: a resumed search re-logs the failures
+    its trials recorded before the space was freed, and those must not stop it again."""
+
+    def __init__(self, folder: Path | None = None) -> None:
         super().__init__(level=logging.DEBUG)
         self.first: str | None = None
+        self.folder = folder
+
+    def _room(self) -> bool:
+        free = None if self.folder is None else free_mb(self.folder)
+        return free is not None and free >= STILL_ROOM_MB
 
     def emit(self, record: logging.LogRecord) -> None:
-        if self.first is None and record_says_full(record):
+        if self.first is None and record_says_full(record) and not self._room():
             self.first = record.getMessage().strip().splitlines()[0][:200] if record.getMessage().strip() else "?"
             _SEEN.append(self.first)
 
@@ -159,7 +170,7 @@ def guard(storage: str, folder: str) -> Iterator[None]:
     failure, W&B's log) becomes DiskFullError."""
     local = None if location.is_uri(folder) else Path(folder)
     before = log_sizes(local) if local is not None else {}
-    watch = DiskFullWatch()
+    watch = DiskFullWatch(local)
     ray_logger = logging.getLogger("ray")
     ray_logger.addHandler(watch)
     _SEEN.clear()

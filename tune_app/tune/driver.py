@@ -128,45 +128,56 @@ def build_callbacks(plan: RunPlan) -> list[Any]:
     ]
 
 
+def _reporter(plan: RunPlan) -> Any:
+    """Ray's status table, as Ray prints it (``--verbose``); None: our one line per trial event."""
+    from ray.tune import CLIReporter
+
+    if not plan.verbose:
+        return None
+    return CLIReporter(
+        parameter_columns={space_key(p): p.rsplit(".", 1)[-1] for p in plan.spec.space},
+        metric_columns=PROGRESS_COLUMNS,
+        max_report_frequency=30,
+        sort_by_metric=True,
+    )
+
+
+def _stopper(plan: RunPlan, budget: Any, fail_fast: Any) -> Any:
+    """The budget first (CombinedStopper stops asking at the first True, and the budget counts every
+    result), the fail-fast rule, the disk-full stop (once Ray says the disk is full, stop with the
+    state saved as on Ctrl-C instead of training on), and the sweep's target."""
+    from ray.tune.stopper import CombinedStopper, FunctionStopper
+
+    from .disk import DiskFullStopper
+
+    spec = plan.spec
+    stoppers: list[Any] = [s for s in (budget, fail_fast) if s is not None] + [DiskFullStopper()]
+    if spec.target is not None:
+        target, sign = spec.target, (1 if spec.mode == "max" else -1)
+        stoppers.append(FunctionStopper(
+            lambda _id, result: sign * result.get(spec.metric, -sign * 1e30) >= sign * target))
+    return stoppers[0] if len(stoppers) == 1 else CombinedStopper(*stoppers)
+
+
 def build_tuner(plan: RunPlan, search_alg: Any = None):
     """The Tuner of ``plan``; ``search_alg`` replaces the Optuna searcher (a validation's config list)."""
     from ray import tune
-    from ray.tune import CheckpointConfig, CLIReporter, FailureConfig, RunConfig, TuneConfig
+    from ray.tune import CheckpointConfig, FailureConfig, RunConfig, TuneConfig
 
+    from .budget import BudgetStopper
+    from .fail_fast import SameErrorStopper
     from .progress import TrialEvents
     from .trainable import train_convtasnet
 
     spec = plan.spec
-    reporter = None
     console: list[Any] = []
-    if plan.verbose:  # Ray's status table, as Ray prints it
-        reporter = CLIReporter(
-            parameter_columns={space_key(p): p.rsplit(".", 1)[-1] for p in spec.space},
-            metric_columns=PROGRESS_COLUMNS,
-            max_report_frequency=30,
-            sort_by_metric=True,
-        )
-    from ray.tune.stopper import CombinedStopper, FunctionStopper
-
-    from .budget import BudgetStopper
-    from .fail_fast import SameErrorStopper
-
     budget = BudgetStopper(plan.budget_epochs, plan.experiment_path) if plan.budget_epochs is not None else None
     if not plan.verbose:
         console.append(TrialEvents(plan.num_samples, plan.base.training.num_epochs, spec.metric, spec.mode,
                                    list(spec.space), spec.scheduler.type, budget=plan.budget_epochs))
     fail_fast = SameErrorStopper(str(plan.local_path), plan.num_samples,
                                  uri=plan.experiment_path if plan.is_uri else None)
-    from .disk import DiskFullStopper
-
-    # The budget counts every result, so it goes first: CombinedStopper stops asking at the first True.
-    # DiskFullStopper: once Ray says the disk is full, stop (state saved as on Ctrl-C) instead of training on.
-    stoppers: list[Any] = [s for s in (budget, fail_fast) if s is not None] + [DiskFullStopper()]
-    if spec.target is not None:
-        target, sign = spec.target, (1 if spec.mode == "max" else -1)
-        stoppers.append(FunctionStopper(
-            lambda _id, result: sign * result.get(spec.metric, -sign * 1e30) >= sign * target))
-    stop: Any = stoppers[0] if len(stoppers) == 1 else CombinedStopper(*stoppers)
+    stop = _stopper(plan, budget, fail_fast)
     run_config = RunConfig(
         name=plan.name,
         storage_path=plan.storage,
@@ -177,7 +188,7 @@ def build_tuner(plan: RunPlan, search_alg: Any = None):
             checkpoint_score_order=spec.mode,
         ),
         failure_config=FailureConfig(max_failures=plan.max_failures),
-        progress_reporter=reporter,
+        progress_reporter=_reporter(plan),
         stop=stop,
         verbose=1 if plan.verbose else 0,
     )

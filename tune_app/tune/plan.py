@@ -232,6 +232,10 @@ def _apply_scheduler_flags(request: RunRequest, spec: SearchSpec, base: Config) 
     if request.reduction_factor is not None:
         spec.scheduler.reduction_factor = request.reduction_factor
     checks.check_scheduler(spec, base)
+    # A clamp to the epochs --set or --config gave (the sweep's own was noted when it was read).
+    for note in spec.scheduler.notes:
+        if f"scheduler: {note}" not in spec.notes:
+            spec.notes.append(f"scheduler: {note}")
 
 
 def _check_samples(spec: SearchSpec, base: Config, seed: int, space_file: Path) -> None:
