@@ -104,7 +104,8 @@ def test_the_dry_run_shows_the_prior_and_trial_0_is_the_base_config(capsys):
     code, out, _ = _dry(capsys)
     assert code == 0
     assert "prior:        the base config" in out and "pibo policy" in out
-    assert "  [0] training.lr=0.003, training.weight_decay=1e-07, training.grad_clip_norm=5, model.convtasnet.B=32" in out
+    trial_0 = "training.lr=0.003, training.weight_decay=1e-07, training.grad_clip_norm=5, model.convtasnet.B=32"
+    assert f"  [0] {trial_0}" in out
     code, out, _ = _dry(capsys, "--json")
     info = json.loads(out)
     assert info["prior"]["values"] == "base" and info["prior_resolved"]["base_point"]["training.lr"] == 0.003

@@ -8,8 +8,8 @@ and W&B's offline writer drops what it cannot write. So every path ends here:
 
 - :class:`DiskFullWatch` is a ``logging.Handler`` on Ray's ``ray`` logger for the length of the
   search: every record Ray logs (its message and traceback) is checked for "no space left";
-- :class:`DiskFullStopper` ends the search at the next step once that was seen (Tune saves what
-  it can, as on Ctrl-C), instead of training on while nothing is kept;
+- no stopper ends the search early: Tune's ``stop_all`` would end the pending trials as TERMINATED,
+  so a resume after space was freed would have nothing left to run (the trials stay resumable);
 - after the search, each trial's ``error.txt`` (retried failures included) and every W&B offline
   run's own log are searched too, and the free space is measured;
 - :func:`guard` turns any of it, or an ``OSError`` ENOSPC from our own writers (``search.json``,
@@ -26,8 +26,6 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-from ray.tune import Stopper
 
 from ..errors import TuneInputError
 from ..experiment import layout, location
@@ -118,17 +116,7 @@ def record_says_full(record: logging.LogRecord) -> bool:
     return says_full(text)
 
 
-_SEEN: list[str] = []  # what a DiskFullWatch noted in this process; read by the stopper Tune unpickled
-
-
-class DiskFullStopper(Stopper):
-    """Ends the whole search once Ray said the disk is full (a pickled stopper reads the process's watch)."""
-
-    def __call__(self, trial_id: str, result: dict) -> bool:
-        return False
-
-    def stop_all(self) -> bool:
-        return bool(_SEEN)
+_SEEN: list[str] = []  # what a DiskFullWatch noted in this process; read by guard
 
 
 def _logs(folder: Path) -> list[Path]:

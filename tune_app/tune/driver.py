@@ -144,18 +144,19 @@ def _reporter(plan: RunPlan) -> Any:
 
 def _stopper(plan: RunPlan, budget: Any, fail_fast: Any) -> Any:
     """The budget first (CombinedStopper stops asking at the first True, and the budget counts every
-    result), the fail-fast rule, the disk-full stop (once Ray says the disk is full, stop with the
-    state saved as on Ctrl-C instead of training on), and the sweep's target."""
+    result), the fail-fast rule and the sweep's target. A full disk is not a stopper: ``stop_all``
+    would end the pending trials as TERMINATED, and a resume once space is freed would have nothing
+    left to run; tune.disk's guard turns it into one error line (exit 2) with the trials resumable."""
     from ray.tune.stopper import CombinedStopper, FunctionStopper
 
-    from .disk import DiskFullStopper
-
     spec = plan.spec
-    stoppers: list[Any] = [s for s in (budget, fail_fast) if s is not None] + [DiskFullStopper()]
+    stoppers: list[Any] = [s for s in (budget, fail_fast) if s is not None]
     if spec.target is not None:
         target, sign = spec.target, (1 if spec.mode == "max" else -1)
         stoppers.append(FunctionStopper(
             lambda _id, result: sign * result.get(spec.metric, -sign * 1e30) >= sign * target))
+    if not stoppers:
+        return None
     return stoppers[0] if len(stoppers) == 1 else CombinedStopper(*stoppers)
 
 
