@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import optuna
@@ -125,7 +124,3 @@ class WandbArm:
 
     def finish(self, name: str, completed: bool) -> None:
         self.engine.finish(name, stopped=not completed)
-
-
-def is_finite(x: float) -> bool:
-    return not math.isinf(x) and not math.isnan(x)

@@ -96,7 +96,7 @@ def sweep_file(trials: list[dict[str, Any]], concurrency: int, work: Path) -> Pa
     return out
 
 
-def piece_name(work: Path, n_missing: int) -> str:
+def piece_name(work: Path) -> str:
     """The search to run or resume: the newest unfinished piece, else a new one."""
     storage = work / "runs"
     pieces = sorted(p.name for p in storage.glob(f"{NAME}*") if p.is_dir()) if storage.exists() else []
@@ -190,7 +190,7 @@ def main() -> int:
     rc = 0
     if missing and not args.collect_only:
         print(f"{len(missing)} of {len(points) * len(seeds)} trainings to go", flush=True)
-        name = piece_name(args.work, len(missing))
+        name = piece_name(args.work)
         rc = run_search(sweep_file(missing, args.concurrency, args.work), args.work, name)
     command = f"python benchmarks/replay_curves.py --configs {args.configs} --seeds {args.seeds}"
     n = collect(params, args.work, args.configs, seeds, load, command)

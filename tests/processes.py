@@ -26,6 +26,19 @@ def session_pids(sid: int) -> list[int]:
     return pids
 
 
+def trial_workers(sid: int) -> list[int]:
+    """PIDs of the Ray trial workers (``ray::ImplicitFunc``) in session ``sid``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and os.getsid(int(entry.name)) == sid and \
+                    (entry / "cmdline").read_bytes().startswith(b"ray::ImplicitFunc"):
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
 def is_zombie(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "Z"

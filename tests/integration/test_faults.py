@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 from helpers import REPO, TINY_MODEL, assert_study_agrees, polsess_tune, start_polsess_tune
-from processes import wait_for
+from processes import trial_workers, wait_for
 
 from tune_app.experiment.results import load_experiment
 
@@ -29,18 +29,6 @@ def _rows(result_file: Path) -> list[dict]:
         with contextlib.suppress(ValueError):
             rows.append(json.loads(line))
     return rows
-
-
-def _trial_workers(sid: int) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and os.getsid(int(entry.name)) == sid and \
-                    (entry / "cmdline").read_bytes().startswith(b"ray::ImplicitFunc"):
-                pids.append(int(entry.name))
-        except OSError:
-            continue
-    return pids
 
 
 def test_a_killed_worker_is_retried_from_its_checkpoint(demo_corpus, tmp_path):
@@ -55,8 +43,8 @@ def test_a_killed_worker_is_retried_from_its_checkpoint(demo_corpus, tmp_path):
             assert proc.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
             assert time.monotonic() < deadline, "no trial reported"
             time.sleep(0.1)  # polling for a condition
-        wait_for(lambda: len(_trial_workers(proc.pid)) == 1, 60, "the trial's worker process")
-        (worker,) = _trial_workers(proc.pid)
+        wait_for(lambda: len(trial_workers(proc.pid)) == 1, 60, "the trial's worker process")
+        (worker,) = trial_workers(proc.pid)
         os.kill(worker, signal.SIGKILL)  # the trial's worker process, mid-training
         assert proc.wait(timeout=600) == 0, (tmp_path / "run.log").read_text()[-3000:]
     finally:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from helpers import REPO
-from processes import kill_session, wait_for
+from processes import kill_session, trial_workers, wait_for
 
 from polsess.trainer import load_checkpoint
 from tune_app.experiment.results import load_experiment
@@ -149,18 +149,6 @@ def test_sigterm_and_resume_print_no_ray_lines_no_tensorboard_and_true_checkpoin
     assert line in out and line in _cli("results", str(folder)).stdout
 
 
-def _trial_workers(sid: int) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and os.getsid(int(entry.name)) == sid and \
-                    (entry / "cmdline").read_bytes().startswith(b"ray::ImplicitFunc"):
-                pids.append(int(entry.name))
-        except OSError:
-            continue
-    return pids
-
-
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the trial's worker in /proc")
 def test_a_dead_worker_is_said_in_our_own_line(demo_corpus, tmp_path):
     proc = _start(["run", "--data-root", str(demo_corpus), "--storage", str(tmp_path), "--name", "dead",
@@ -171,8 +159,8 @@ def test_a_dead_worker_is_said_in_our_own_line(demo_corpus, tmp_path):
         wait_for(lambda: list((tmp_path / "dead").glob("trial_*/checkpoint_000001")) or proc.poll() is not None,
                  600, "the trial's second checkpoint")
         assert proc.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
-        wait_for(lambda: len(_trial_workers(proc.pid)) == 1, 60, "the trial's worker process")
-        (worker,) = _trial_workers(proc.pid)
+        wait_for(lambda: len(trial_workers(proc.pid)) == 1, 60, "the trial's worker process")
+        (worker,) = trial_workers(proc.pid)
         os.kill(worker, signal.SIGKILL)
         assert proc.wait(timeout=900) == 0, (tmp_path / "run.log").read_text()[-3000:]
     finally:
