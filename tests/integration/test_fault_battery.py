@@ -32,6 +32,7 @@ from helpers import REPO, TINY_MODEL
 from processes import kill_session, wait_for
 
 from tune_app.experiment.results import load_experiment
+from tune_app.experiment.study import load_study
 from tune_app.ext.progress_csv import append_row, drop_from_epoch, read_columns
 from tune_app.ext.wandb_offline import find_offline_runs, metric_history
 from tune_app.tune.disk import DiskFullError, guard
@@ -109,7 +110,7 @@ def assert_one_table(trial: Path) -> None:
     with path.open(newline="") as fh:
         header, *rows = list(csv.reader(fh))
     assert {len(r) for r in rows} <= {len(header)}, (trial.name, len(header), [len(r) for r in rows])
-    table = pd.read_csv(path)
+    table = pd.read_csv(path, dtype={"trial_id": str})  # an id of digits only stays a string
     reports = _rows(trial)
     assert table["epoch"].tolist() == [r["epoch"] for r in reports], trial.name
     assert table["val_sisdr"].tolist() == pytest.approx([r["val_sisdr"] for r in reports]), trial.name
@@ -129,7 +130,7 @@ def test_a_row_with_other_keys_lands_under_the_files_header(tmp_path):
     drop_from_epoch(path, columns, 3)  # the resumed trial reports epoch 3 again
     columns = append_row(path, columns, {"val_sisdr": 0.33, "epoch": 3})  # fewer keys, another order
     append_row(path, columns, {"epoch": 4, "val_sisdr": 0.4, "node_id": "n2", "should_checkpoint": True})
-    table = pd.read_csv(path)
+    table = pd.read_csv(path, dtype={"trial_id": str})  # an id of digits only stays a string
     assert list(table.columns) == ["epoch", "val_sisdr", "node_id", "should_checkpoint"]
     assert table["epoch"].tolist() == [1, 2, 3, 4]
     assert table["val_sisdr"].tolist() == [0.1, 0.2, 0.33, 0.4]
@@ -209,6 +210,11 @@ def test_a_trial_without_a_readable_checkpoint_trains_again_under_its_own_id(dem
                      if run.run_id == trial_id and "before-restart" not in run.path.parts
                      for _, e in metric_history(run, "epoch"))
     assert sorted(logged) == epochs and max(logged.values()) == 1, logged
+    # The Optuna study's curve of the trial is the new training's, not the lost one's.
+    study = load_study(json.loads((folder / "search.json").read_text()), folder)
+    (ot,) = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("ray_trial_id") == trial_id]
+    assert {e: ot.intermediate_values[e] for e in epochs} == {r["epoch"]: pytest.approx(r["val_sisdr"])
+                                                              for r in _rows(trial)}
 
 
 def _mount(small: Path, size: str) -> None:

@@ -65,3 +65,10 @@ def test_validate_retrains_the_top_two_with_two_seeds(finished_search, tmp_path:
     assert {k: v for k, v in got.items() if k not in ("training.num_epochs", "training.seed")} == \
         {k: v for k, v in want.items() if k not in ("training.num_epochs", "training.seed")}
     load_config(best)  # trainable as it is
+    # `results --export-best` of the validation writes that same config, not the single best run's.
+    exported = tmp_path / "exported.yaml"
+    proc = subprocess.run([sys.executable, "-m", "tune_app.cli", "results", str(folder), "--export-best",
+                           str(exported)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert flatten(yaml.safe_load(exported.read_text())) == got
+    assert exported.read_text().splitlines()[0] == header and "--config exported.yaml" in exported.read_text()

@@ -59,11 +59,14 @@ def _slow_writer_callback(record: Path, pause_s: float, stuck_base: float | None
 
             def slow_finish(*args, **kw):
                 pids = self.wandb_core_pids()  # found first: the pause must follow finish() at once
+                if forever:  # paused before finish: it can never have written the run (the race is elsewhere)
+                    for pid in pids:
+                        os.kill(pid, signal.SIGSTOP)
+                    return finish(*args, **kw)
                 finish(*args, **kw)
                 for pid in pids:
                     os.kill(pid, signal.SIGSTOP)
-                if not forever:
-                    threading.Timer(pause_s, lambda: [os.kill(p, signal.SIGCONT) for p in pids]).start()
+                threading.Timer(pause_s, lambda: [os.kill(p, signal.SIGCONT) for p in pids]).start()
 
             wandb.finish = slow_finish
             return super().run()

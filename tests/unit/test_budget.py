@@ -98,6 +98,26 @@ def test_a_restored_stopper_counts_the_epochs_recorded_before_it_from_the_trials
     assert restored.spent == 6 and restored.stop_all()
 
 
+def test_a_training_set_aside_by_a_restart_counts_against_the_budget(tmp_path):
+    """A trial resume restarted (no readable checkpoint) spent its first training all the same: the
+    stopper and the experiment's trial-epochs count its set-aside epochs beside the new ones."""
+    trial = tmp_path / "trial_aaaa0001"
+    (trial / "before-restart").mkdir(parents=True)
+    (trial / "before-restart" / "result.json").write_text(
+        "".join(json.dumps({"epoch": e, "val_sisdr": -3.0}) + "\n" for e in (1, 2, 3)))
+    (trial / "result.json").write_text(json.dumps({"epoch": 1, "val_sisdr": -2.0}) + "\n")
+    stop = BudgetStopper(5, str(tmp_path))
+    stop("aaaa0001", {"epoch": 1})  # the new training's epoch 1 is not the set-aside one's
+    assert stop.spent == 4 and not stop.stop_all()
+    stop("aaaa0001", {"epoch": 2})
+    assert stop.spent == 5 and stop.stop_all()
+    (tmp_path / "experiment_state-2026-12-01_10-00-00.json").write_text(json.dumps({"trial_data": [
+        [json.dumps({"trial_id": "aaaa0001", "status": "RUNNING", "config": {}}), json.dumps({})]]}))
+    from tune_app.experiment.results import load_experiment
+
+    assert load_experiment(tmp_path).trial_epochs == 4
+
+
 def test_a_budget_search_is_finished_once_spent(tmp_path):
     from tune_app.experiment.results import Experiment, TrialRecord
 

@@ -17,7 +17,7 @@ def _experiment(folder: Path, rows: list[dict], status: str = "TERMINATED") -> P
     (trial / "params.json").write_text(json.dumps({"training": {"lr": 1e-3}}))
     (trial / "result.json").write_text("".join(json.dumps(r) + "\n" for r in rows))
     for row in rows:
-        if "checkpoint_dir_name" in row:
+        if row.get("checkpoint_dir_name"):
             (trial / row["checkpoint_dir_name"]).mkdir(exist_ok=True)
     entry = [json.dumps({"trial_id": "t1", "status": status, "config": {}}), json.dumps({})]
     (folder / "experiment_state-2026-12-01_10-00-00.json").write_text(json.dumps({"trial_data": [entry]}))
@@ -59,3 +59,22 @@ def test_best_checkpoint_is_the_best_epochs_not_the_newest(tmp_path):
     assert Path(info["latest_checkpoint"]).name == "checkpoint_000002"
     assert trial.status == "EARLY_STOPPED"
     assert summary_line(exp) == "1 trials: 0 completed, 1 early-stopped, 0 error"
+
+
+def test_a_checkpoint_no_report_names_holds_the_epoch_its_epoch_json_says(tmp_path):
+    # SIGTERM after epoch 3's checkpoint but before its report; the resumed trial reports epoch 3
+    # again from the checkpoint (no checkpoint of its own) and ASHA stops it there.
+    rows = [{"epoch": 1, "val_sisdr": 1.0, "checkpoint_dir_name": "checkpoint_000000"},
+            {"epoch": 2, "val_sisdr": 2.0, "checkpoint_dir_name": "checkpoint_000001"},
+            {"epoch": 3, "val_sisdr": 3.0, "checkpoint_dir_name": None}]
+    folder = _experiment(tmp_path / "exp", rows)
+    kept = folder / "trial_t1" / "checkpoint_000002"
+    kept.mkdir()
+    (kept / "epoch.json").write_text(json.dumps({"epoch": 3}))
+    (folder / "trial_t1" / "checkpoint_000001" / "epoch.json").write_text("{cut")  # unread: a report names it
+    (trial,) = load_experiment(folder).trials
+    assert trial.checkpoint_epoch(trial.latest_checkpoint()) == 3
+    assert trial.best_checkpoint("val_sisdr", "max") == kept
+    assert trial.checkpoint_epoch(folder / "trial_t1" / "checkpoint_000001") == 2
+    (kept / "epoch.json").write_text("{cut")
+    assert load_experiment(folder).trials[0].checkpoint_epoch(kept) is None

@@ -87,17 +87,17 @@ def test_every_state_file_gone_but_the_backup_readable_brings_the_backup_back(tm
     assert {name: (tmp_path / name).read_bytes() for name in saved} == saved
 
 
-def test_a_result_line_cut_by_a_kill_is_ended_so_the_next_report_is_not_glued_on(tmp_path):
+def test_a_result_line_cut_by_a_kill_is_removed_so_the_file_stays_json_lines(tmp_path):
     whole, cut = tmp_path / "trial_a", tmp_path / "trial_b"
     for trial in (whole, cut):
         trial.mkdir()
     (whole / "result.json").write_text('{"epoch": 1}\n')
     (cut / "result.json").write_text('{"epoch": 1}\n{"epoch": 2, "val_s')
-    assert end_cut_lines(tmp_path) == ["trial_b/result.json: its last report was cut by the kill; ended it"]
+    notes = end_cut_lines(tmp_path)
+    assert len(notes) == 1 and notes[0].startswith("trial_b/result.json: its last report was cut by the kill; removed")
+    assert (cut / "result.json").read_text() == '{"epoch": 1}\n'
     with (cut / "result.json").open("a") as fh:
         fh.write('{"epoch": 2, "val_sisdr": 1.0}\n')  # what Tune appends on resume
-    from tune_app.experiment.layout import read_results
-
-    assert [r["epoch"] for r in read_results(cut)] == [1, 2]
+    assert [json.loads(line)["epoch"] for line in (cut / "result.json").read_text().splitlines()] == [1, 2]
     assert (whole / "result.json").read_text() == '{"epoch": 1}\n'
     assert end_cut_lines(tmp_path) == []

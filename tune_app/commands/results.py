@@ -33,7 +33,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     chosen = _chosen(exp, args)
     ranking = _importance(exp)
     if args.export_best:
-        out = export_best(exp, args.export_best, chosen)
+        out = _export(exp, args.export_best, chosen)
         print(f"wrote {out}")
     study = study_line(exp.search, exp.path)
     if args.json:
@@ -86,6 +86,19 @@ def wandb_runs_line(search: dict) -> str:
     here = host == socket.gethostname() and Path(path).is_dir()
     return (f"W&B offline runs: {path} on {'this machine' if here else host} (beside the driver, not in the "
             f"bucket); upload them with `wandb sync {path}/wandb/offline-run-*`")
+
+
+def _export(exp: Experiment, out: Path, chosen: TrialRecord | None) -> Path:
+    """A validation's best is the config ranked first by mean over seeds (its best_config.yaml), not
+    the single best run, which a lucky seed can make another config's; a search's is its best trial."""
+    if chosen is None and exp.search.get("validation"):
+        from ..experiment import validation
+
+        written = validation.export_best_mean(exp, validation.scores_by_config(exp), out)
+        if written is None:
+            raise TuneInputError(f"{location.shown(exp.path)}: no validation run has finished yet; nothing to export")
+        return written
+    return export_best(exp, out, chosen)
 
 
 def _chosen(exp: Experiment, args: argparse.Namespace) -> TrialRecord | None:

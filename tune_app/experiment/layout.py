@@ -15,6 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..names import EPOCH
+
 # ---- Ray Tune's names (ray 2.60)
 EXPERIMENT_STATE_GLOB = "experiment_state-*.json"
 STATE_GLOBS = (EXPERIMENT_STATE_GLOB, "search_gen_state-*.json", "searcher-state-*.pkl")
@@ -36,10 +38,16 @@ BEST_CONFIG = "best_config.yaml"
 BACKUP_DIR = ".state-backup"
 WANDB_DIR = "wandb-runs"
 CHECKPOINT_FILE = "trainer.pt"  # the trainer's state inside each checkpoint folder
+# Beside it, {"epoch": n}: the epoch a checkpoint holds, readable without torch, for a folder no report
+# names (the last epoch a restored trial reports again from its checkpoint comes without one).
+CHECKPOINT_EPOCH_FILE = "epoch.json"
 NOT_RETRIED_FILE = "not_retried.pkl"  # in a trial folder: the error a retry re-raises (tune.trainable)
 LOCK_FILE = ".polsess-tune.lock"  # held by the one run/resume driving this folder (tune.folder_lock)
 # The search's Optuna study (SQLite, beside the trials; open it with `optuna-dashboard sqlite:///…`).
 STUDY_FILE = "optuna-study.db"
+# In a trial folder (and under wandb-runs/): the records of a training resume could not continue
+# (no readable checkpoint), kept apart from the trial's new ones (experiment.restart).
+SET_ASIDE_DIR = "before-restart"
 STOPPED_FILE = "stopped.json"  # the search was stopped because its trials all failed alike
 
 
@@ -59,6 +67,16 @@ def trial_dirs(folder: Path) -> list[Path]:
 def checkpoint_dirs(trial_dir: Path) -> list[Path]:
     """A trial's kept checkpoint folders, oldest first (Tune numbers them with zero padding)."""
     return sorted(p for p in Path(trial_dir).glob(f"{CHECKPOINT_PREFIX}*") if p.is_dir())
+
+
+def checkpoint_epoch_file(checkpoint_dir: Path) -> int | None:
+    """The epoch a checkpoint folder's ``epoch.json`` says it holds; None without a readable one
+    (a checkpoint of an older version, or a URI experiment's folder pulled without its files)."""
+    try:
+        epoch = json.loads((Path(checkpoint_dir) / CHECKPOINT_EPOCH_FILE).read_text()).get(EPOCH)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return epoch if isinstance(epoch, int) else None
 
 
 def has_experiment_state(folder: Path) -> bool:

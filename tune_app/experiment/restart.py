@@ -23,8 +23,6 @@ from typing import Any
 from ..names import EPOCH, ERROR, UNFINISHED
 from . import layout
 
-SET_ASIDE_DIR = "before-restart"  # in a trial folder, and under wandb-runs/
-
 
 def newest_readable(trial_dir: Path, log: Callable[[str], None] = lambda _msg: None) -> dict[str, Any] | None:
     """The trainer state of the newest kept checkpoint of ``trial_dir`` that reads; None when none does.
@@ -58,7 +56,7 @@ def restart_unrestorable(folder: Path, restart_errored: bool) -> list[str]:
         moved = _set_aside(folder, trial.trial_id, trial.path)
         notes.append(f"trial {trial.trial_id}: no readable checkpoint left (cut by a kill or a full disk, or "
                      f"removed); it trains again from epoch 1 under the same id, its {_epochs(len(trial.history))} "
-                     f"so far set aside in {trial.path.name}/{SET_ASIDE_DIR}/" + moved)
+                     f"so far set aside in {trial.path.name}/{layout.SET_ASIDE_DIR}/" + moved)
     return notes
 
 
@@ -67,17 +65,17 @@ def _epochs(n: int) -> str:
 
 
 def _set_aside(folder: Path, trial_id: str, trial_dir: Path) -> str:
-    aside = trial_dir / SET_ASIDE_DIR
+    aside = trial_dir / layout.SET_ASIDE_DIR
     aside.mkdir(exist_ok=True)
     for name in (layout.RESULT_FILE, layout.PROGRESS_FILE):
         if (trial_dir / name).exists():
             (trial_dir / name).replace(aside / name)
     runs = sorted((folder / layout.WANDB_DIR / "wandb").glob(f"offline-run-*-{trial_id}"))
     for run in runs:
-        target = folder / layout.WANDB_DIR / SET_ASIDE_DIR / run.name
+        target = folder / layout.WANDB_DIR / layout.SET_ASIDE_DIR / run.name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(run, target)
-    return f" (and its W&B offline run{'s' if len(runs) > 1 else ''} in {layout.WANDB_DIR}/{SET_ASIDE_DIR}/)" \
+    return f" (and its W&B offline run{'s' if len(runs) > 1 else ''} in {layout.WANDB_DIR}/{layout.SET_ASIDE_DIR}/)" \
         if runs else ""
 
 

@@ -70,7 +70,13 @@ class TrialRecord:
         if self.path is None:
             return {}
         kept = {p.name for p in layout.checkpoint_dirs(self.path)}
-        return {name: r for r in self.history if (name := str(r.get(layout.CHECKPOINT_DIR_KEY))) in kept}
+        named = {name: r for r in self.history if (name := str(r.get(layout.CHECKPOINT_DIR_KEY))) in kept}
+        by_epoch = {r.get(EPOCH): r for r in self.history}
+        for name in kept - named.keys():  # the re-reported epoch of a restored trial: its folder says
+            epoch = layout.checkpoint_epoch_file(self.path / name)
+            if epoch in by_epoch:
+                named[name] = by_epoch[epoch]
+        return named
 
     def checkpoint_epoch(self, checkpoint: Path | None) -> int | None:
         """The epoch a kept checkpoint folder holds (None when no report names it)."""
@@ -98,7 +104,7 @@ class Experiment:
     space: list[str]
     trials: list[TrialRecord]
     search: dict[str, Any]
-    replaced_epochs: int = 0  # epochs of errored trials that `resume --restart-errored` replaced
+    replaced_epochs: int = 0  # epochs of trainings replaced: `resume --restart-errored`, a restart's set-aside
 
     def ranked(self) -> list[TrialRecord]:
         """Trials with a score, best first; errored ones are left out (their score says how a run
@@ -174,6 +180,8 @@ def load_experiment(path: str | Path) -> Experiment:
         if states and trial_id not in states:  # replaced by `resume --restart-errored` (a new id)
             replaced_epochs += len(history_by_epoch(layout.read_results(trial_dir)))  # trained all the same
             continue
+        # A training set aside when resume restarted the trial (experiment.restart): trained all the same.
+        replaced_epochs += len(history_by_epoch(layout.read_results(trial_dir / layout.SET_ASIDE_DIR)))
         state = states.get(trial_id, {})
         config = layout.read_json(trial_dir / layout.PARAMS_FILE) or state.get("config") or {}
         history = history_by_epoch(layout.read_results(trial_dir))

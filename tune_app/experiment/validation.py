@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..names import VALIDATION_KEY
@@ -108,3 +109,17 @@ def best_line(ranked: list[ConfigScores], metric: str) -> str | None:
     best = ranked[0]
     return (f"best: trial {best.source_trial}'s config, {metric} {best.mean:.3f} ± {best.std:.3f} dB over seeds "
             f"{', '.join(map(str, best.scores))} (runs {', '.join(best.trials.values())})")
+
+
+def export_best_mean(exp: Experiment, ranked: list[ConfigScores], out: str | Path) -> Path | None:
+    """The config ranked first by mean over seeds as an experiment YAML (what ``validate`` leaves in
+    ``best_config.yaml`` and ``results --export-best`` writes for a validation); None before any run finished."""
+    from polsess.config import config_from_flat, flatten, save_config
+
+    if not ranked or not ranked[0].scores:
+        return None
+    best = ranked[0]
+    header = (f"Best mean of {exp.path.name}: trial {best.source_trial}'s config, {exp.metric} "
+              f"{best.mean:.3f} ± {best.std:.3f} dB over seeds {', '.join(map(str, best.scores))}\n"
+              f"Train it: polsess-tune train --config {Path(out).name}")
+    return save_config(config_from_flat(flatten(best.config)), out, header=header)

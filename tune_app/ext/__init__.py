@@ -114,6 +114,8 @@ UPSTREAM: tuple[Private, ...] = (
     Private("ray._private.authentication.authentication_token_setup", "maybe_enable_token_auth_if_token_available",
             "tune_app.ext.ray_internals"),
     Private("ray.tune.execution.class_cache", "ENV_VARS_TO_PROPAGATE", "tune_app.ext.ray_internals"),
+    Private("ray._private.node", "Node", "tune_app.ext.ray_internals",  # its start timeout's words
+            also_by=("tests.unit.test_ray_start_timeout",)),
     # ray_console.py
     Private("ray._private.worker", "stdout_deduplicator", "tune_app.ext.ray_console"),
     Private("ray._private.ray_logging", "LogDeduplicator.skip_re", "tune_app.ext.ray_console", instance=True),

@@ -91,16 +91,22 @@ class PruningOptunaSearch(OptunaSearch):
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if trial_id in self._completed_trials:
             return  # told already (by the storage, before a restore); Ray's own warning would repeat it
-        if self._adopt(trial_id, result) and not self._step_told(trial_id, result):
+        if self._adopt(trial_id, result) and not self._overwrote_step(trial_id, result):
             super().on_trial_result(trial_id, result)
 
-    def _step_told(self, trial_id: str, result: dict[str, Any]) -> bool:
-        """A trial training again from epoch 1 (tune_app.experiment.restart) reports steps the study
-        holds; Optuna would keep the first value anyway and print a warning for each."""
+    def _overwrote_step(self, trial_id: str, result: dict[str, Any]) -> bool:
+        """A step the study holds already: a trial training again from epoch 1 (tune_app.experiment.restart)
+        or an epoch trained again after a resume. Optuna's ``report`` would keep the first value (and warn
+        for each), so the study's curve would be a training that no longer exists; the storage's public
+        ``set_trial_intermediate_value`` overwrites it."""
         if isinstance(self.metric, list):
             return False
         ot_trial = self._ot_trials[trial_id]
-        return result.get(ITERATION) in ot_trial.storage.get_trial(ot_trial._trial_id).intermediate_values
+        step = result.get(ITERATION)
+        if step not in ot_trial.storage.get_trial(ot_trial._trial_id).intermediate_values:
+            return False
+        ot_trial.storage.set_trial_intermediate_value(ot_trial._trial_id, step, float(result[self.metric]))
+        return True
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         if trial_id in self._completed_trials:
@@ -175,10 +181,8 @@ class PruningOptunaSearch(OptunaSearch):
         if isinstance(self.metric, list):
             return
         step, value = result.get(ITERATION), result.get(self.metric)
-        ot_trial = self._ot_trials[trial_id]
-        if step is None or value is None or step in ot_trial.storage.get_trial(ot_trial._trial_id).intermediate_values:
-            return
-        ot_trial.report(value, step)
+        if step is not None and value is not None and not self._overwrote_step(trial_id, result):
+            self._ot_trials[trial_id].report(value, step)
 
 
 def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -8,11 +8,20 @@ and one internal set Tune reads (the driver variables it copies into trials' run
   when a token is available, an explicit ``HOST:PORT`` does not (and then fails after ~20 s with a
   ConnectionError that does not mention the token); this is Ray's own step for "auto".
 - :func:`keep_credentials_out_of_runtime_env`: cloud credentials stay out of Ray's logs.
+- :func:`node_start_timed_out`: Ray's bare ``Exception`` for a local node that missed its start.
 """
 
 from __future__ import annotations
 
 import functools
+
+# ray._private.node.Node: raised as a bare Exception when the new local node's raylet has not
+# registered within a fixed 30 s (a busy machine); only its words tell it from any other failure.
+NODE_START_TIMEOUT = "timed out during startup"
+
+
+def node_start_timed_out(exc: Exception) -> bool:
+    return NODE_START_TIMEOUT in str(exc)
 
 
 @functools.cache

@@ -104,21 +104,21 @@ def _when(path: Path) -> str:
 
 
 def end_cut_lines(folder: Path) -> list[str]:
-    """A kill mid-write can leave a trial's result.json without its final newline; Tune appends the
-    next report to that line, and both are lost. End each such file with a newline."""
+    """A kill mid-write can leave a trial's result.json with a half-written last line; Tune would
+    append the next report to it, and pandas, ``jq`` or a user's script reading the file as JSON
+    lines would stop there. Remove the cut line: the trainable reports that epoch again from its
+    checkpoint (the epochs the checkpoint holds after the last whole line of result.json)."""
     fixed = []
     for trial in layout.trial_dirs(folder):
         results = trial / layout.RESULT_FILE
         try:
-            with results.open("rb+") as fh:
-                fh.seek(0, os.SEEK_END)
-                if fh.tell() == 0:
-                    continue
-                fh.seek(-1, os.SEEK_END)
-                if fh.read(1) != b"\n":
-                    fh.write(b"\n")
-                    fixed.append(f"{trial.name}/{layout.RESULT_FILE}: its last report was cut by the kill; ended it")
-        except OSError:
+            data = results.read_bytes()
+            if data and not data.endswith(b"\n"):
+                with results.open("rb+") as fh:
+                    fh.truncate(data.rfind(b"\n") + 1)
+                fixed.append(f"{trial.name}/{layout.RESULT_FILE}: its last report was cut by the kill; removed "
+                             "that line (the epoch is reported again from the trial's checkpoint)")
+        except FileNotFoundError:  # a trial that never reported
             continue
     return fixed
 

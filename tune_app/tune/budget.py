@@ -43,12 +43,16 @@ class BudgetStopper(Stopper):
         """The epochs recorded before this driver: a resumed search's budget is what is left of it.
         Tune restores the stopper as a copy of the first driver's, so it reads them from the files."""
         self._counted_earlier = True
+        from ..experiment.layout import SET_ASIDE_DIR, trial_dirname
         from ..experiment.location import filesystem
-        from ..ext.trial_files import results_under
+        from ..ext.trial_files import results_at, results_under
 
         fs, root = filesystem(self.experiment_path)
         for trial_id, rows in results_under(fs, root).items():
-            self._epochs.update((trial_id, int(r[EPOCH])) for r in rows if isinstance(r.get(EPOCH), int))
+            # A training resume set aside (no readable checkpoint: it restarted) was spent all the same.
+            aside = results_at(fs, f"{root.rstrip('/')}/{trial_dirname(trial_id)}/{SET_ASIDE_DIR}")
+            for key, reports in ((trial_id, rows), (f"{trial_id}/{SET_ASIDE_DIR}", aside)):
+                self._epochs.update((key, int(r[EPOCH])) for r in reports if isinstance(r.get(EPOCH), int))
 
     def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
         if not self._counted_earlier:

@@ -14,6 +14,7 @@ from typing import Any
 
 from polsess.config import to_dict, to_flat
 
+from ..errors import TuneInputError
 from ..experiment import location
 from ..experiment.layout import WANDB_DIR, trial_dirname
 from ..names import NOT_LOGGED, PROGRESS_COLUMNS
@@ -214,9 +215,11 @@ def start_ray(address: str | None, wandb_mode: str = "offline", verbose: bool = 
     import ray
 
     if not verbose:
+        from ..ext.ray_console import native_lines_off_console
         from .progress import quiet_ray_console
 
         quiet_ray_console()
+        native_lines_off_console()
 
     # Ray's new console output ignores the progress reporter; the classic one shows our columns.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -232,7 +235,18 @@ def start_ray(address: str | None, wandb_mode: str = "offline", verbose: bool = 
     if not address:
         # "local" always starts a new cluster: a bare ray.init() would attach to whatever `ray start`
         # left on this machine, even a head that has since died.
-        ray.init(address="local", include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+        try:
+            ray.init(address="local", include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+        except Exception as exc:  # a bare Exception is what Ray raises for it (ext.ray_internals)
+            from ..ext.ray_internals import node_start_timed_out
+
+            if not node_start_timed_out(exc):
+                raise
+            raise TuneInputError(
+                f"Ray's local node did not start within Ray's 30 s (load {os.getloadavg()[0]:.0f} on {os.cpu_count()} "
+                "CPUs); run the command again when the machine is less busy, or start Ray once with "
+                "`ray start --head` and pass --address auto"
+            ) from None
         tighten_token_file()
         return
     from .cluster import attach_error, enable_token_auth, runtime_env

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import os
 import pickle
 import posixpath
@@ -27,7 +28,7 @@ from ray import tune
 from polsess.config import config_from_flat, flatten
 
 from ..experiment import layout
-from ..experiment.layout import CHECKPOINT_FILE
+from ..experiment.layout import CHECKPOINT_EPOCH_FILE, CHECKPOINT_FILE
 from ..experiment.restart import newest_readable
 from ..ext.trial_files import results_at
 from ..names import DONE_TRAINING, EPOCH, ITERATION, VALIDATION_KEY
@@ -164,6 +165,7 @@ def _train(config: dict[str, Any]) -> None:
         metrics[ITERATION] = metrics[EPOCH]
         with tempfile.TemporaryDirectory(prefix="polsess-ckpt-") as folder:
             trainer.save(Path(folder) / CHECKPOINT_FILE)
+            (Path(folder) / CHECKPOINT_EPOCH_FILE).write_text(json.dumps({EPOCH: trainer.epoch}))
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from ray.tune.search import Searcher
 
-from polsess.config import ConfigError, config_from_flat, flatten, save_config, to_dict
+from polsess.config import ConfigError, config_from_flat, flatten, to_dict
 
 from ..errors import TuneInputError
 from ..experiment import layout, location, validation
@@ -193,14 +193,9 @@ def report_validation(where: str | Path) -> None:
           "(each run's best epoch)")
     print(validation.table(ranked, exp.metric))
     print(validation.verdict(ranked, exp.metric))
-    if not ranked or not ranked[0].scores:
+    out = validation.export_best_mean(exp, ranked, folder / BEST_CONFIG)
+    if out is None:
         return
-    best = ranked[0]
-    seeds = ", ".join(map(str, best.scores))
-    header = (f"Best mean of {exp.path.name}: trial {best.source_trial}'s config, {exp.metric} "
-              f"{best.mean:.3f} ± {best.std:.3f} dB over seeds {seeds}\n"
-              f"Train it: polsess-tune train --config {BEST_CONFIG}")
-    out = save_config(config_from_flat(flatten(best.config)), folder / BEST_CONFIG, header=header)
     if location.is_uri(shown):
         location.push(folder, shown, [BEST_CONFIG])
     print(validation.best_line(ranked, exp.metric))
