@@ -4,6 +4,8 @@ time out, in 30 s, which no test can arrange without being that machine."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tune_app.errors import TuneInputError
@@ -13,6 +15,16 @@ ray = pytest.importorskip("ray")
 
 RAY_SAYS = ("The current node timed out during startup. This could happen because some of the raylet failed to "
             "startup or the GCS has become overloaded.")  # ray/_private/node.py, word for word
+
+
+@pytest.fixture(autouse=True)
+def _no_lasting_change(monkeypatch):
+    """start_ray sets two variables and strips credentials from Tune's set: undone after each test."""
+    from ray.tune.execution import class_cache
+
+    monkeypatch.setattr(class_cache, "ENV_VARS_TO_PROPAGATE", set(class_cache.ENV_VARS_TO_PROPAGATE))
+    for name in ("RAY_AIR_NEW_OUTPUT", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S"):
+        monkeypatch.setenv(name, os.environ.get(name, "0"))
 
 
 def test_a_node_that_timed_out_is_one_line(monkeypatch):

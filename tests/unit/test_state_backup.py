@@ -77,6 +77,28 @@ def test_a_checkpoint_named_by_a_stale_snapshot_is_recreated_from_the_newest_kep
     assert restore_missing_checkpoints(tmp_path) == []  # once is enough
 
 
+def test_a_checkpoint_only_the_checkpoint_manager_names_is_recreated_too(tmp_path):
+    """A SIGKILL between Tune's two updates: the last result names the newest folder (which exists),
+    the checkpoint manager Tune restores from names the one num_to_keep deleted (seen in CI). A real
+    Ray checkpoint manager, serialised as Tune serialises it."""
+    from ray.train import Checkpoint, CheckpointConfig
+    from ray.train._internal.checkpoint_manager import _CheckpointManager, _TrainingResult
+    from ray.tune.utils.serialization import TuneFunctionEncoder
+
+    trial = tmp_path / "trial_abc"
+    kept = trial / "checkpoint_000002"
+    kept.mkdir(parents=True)
+    (kept / "trainer.pt").write_bytes(b"epoch 3")
+    manager = _CheckpointManager(CheckpointConfig(num_to_keep=1))
+    manager.register_checkpoint(_TrainingResult(checkpoint=Checkpoint(str(trial / "checkpoint_000001")), metrics={}))
+    runtime = {"last_result": {"checkpoint_dir_name": "checkpoint_000002"}, "checkpoint_manager": manager}
+    entry = [json.dumps({"trial_id": "abc"}), json.dumps(runtime, cls=TuneFunctionEncoder)]
+    (tmp_path / f"experiment_state-{STAMP}.json").write_text(json.dumps({"trial_data": [entry]}))
+    assert restore_missing_checkpoints(tmp_path) == ["trial abc: checkpoint_000001 was deleted after the last "
+                                                     "snapshot; resuming from checkpoint_000002"]
+    assert (trial / "checkpoint_000001" / "trainer.pt").read_bytes() == b"epoch 3"
+
+
 def test_every_state_file_gone_but_the_backup_readable_brings_the_backup_back(tmp_path):
     saved = _state(tmp_path, 3)
     backup(tmp_path)

@@ -116,6 +116,14 @@ UPSTREAM: tuple[Private, ...] = (
     Private("ray.tune.execution.class_cache", "ENV_VARS_TO_PROPAGATE", "tune_app.ext.ray_internals"),
     Private("ray._private.node", "Node", "tune_app.ext.ray_internals",  # its start timeout's words
             also_by=("tests.unit.test_ray_start_timeout",)),
+    # state_backup.py: the checkpoint manager a state file holds (its names, for restore_missing_checkpoints)
+    Private("ray.train._internal.checkpoint_manager", "_CheckpointManager.latest_checkpoint_result",
+            "tune_app.ext.state_backup"),
+    Private("ray.train._internal.checkpoint_manager", "_CheckpointManager", "tune_app.ext.state_backup",
+            also_by=("tests.unit.test_state_backup",)),
+    Private("ray.train._internal.checkpoint_manager", "_TrainingResult", "tests.unit.test_state_backup"),
+    Private("ray.train._internal.checkpoint_manager", "_CheckpointManager.best_checkpoint_results",
+            "tune_app.ext.state_backup"),
     # ray_console.py
     Private("ray._private.worker", "stdout_deduplicator", "tune_app.ext.ray_console"),
     Private("ray._private.ray_logging", "LogDeduplicator.skip_re", "tune_app.ext.ray_console", instance=True),

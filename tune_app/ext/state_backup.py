@@ -140,18 +140,36 @@ def restore_missing_checkpoints(folder: Path, uri: str | None = None) -> list[st
             runtime = json.loads(entry[1])
         except (ValueError, TypeError, IndexError):
             continue
-        name = (runtime.get("last_result") or {}).get(layout.CHECKPOINT_DIR_KEY)
         trial_dir = folder / layout.trial_dirname(str(trial.get("trial_id")))
-        if not name or (trial_dir / name).exists():
-            continue
         kept = layout.checkpoint_dirs(trial_dir)
-        if kept:
+        for name in sorted(_named_checkpoints(runtime)):
+            if (trial_dir / name).exists() or not kept:
+                continue
             if uri:
                 copy_tree(uri, f"{trial_dir.name}/{kept[-1].name}", f"{trial_dir.name}/{name}")
             shutil.copytree(kept[-1], trial_dir / name)
             done.append(f"trial {trial.get('trial_id')}: {name} was deleted after the last snapshot; "
                         f"resuming from {kept[-1].name}")
     return done
+
+
+def _named_checkpoints(runtime: dict[str, Any]) -> set[str]:
+    """The checkpoint folders a trial's snapshot names: its last result's, and its checkpoint
+    manager's (Tune restores from the manager's latest). A SIGKILL between the two updates leaves
+    them apart: the last result naming the newest folder, the manager the one ``num_to_keep`` then
+    deleted. The manager is Ray's ``_CheckpointManager``, cloudpickled as hex in the state file."""
+    names = {(runtime.get("last_result") or {}).get(layout.CHECKPOINT_DIR_KEY)}
+    packed = runtime.get("checkpoint_manager")
+    if isinstance(packed, dict) and packed.get("_type") == "CLOUDPICKLE_FALLBACK":
+        from ray import cloudpickle
+
+        try:
+            manager = cloudpickle.loads(bytes.fromhex(packed["value"]))
+            results = [manager.latest_checkpoint_result, *manager.best_checkpoint_results]
+            names.update(os.path.basename(r.checkpoint.path.rstrip("/")) for r in results if r is not None)
+        except (KeyError, ValueError, TypeError, AttributeError, EOFError, ImportError, pickle.UnpicklingError):
+            pass  # another Ray's layout: the last result's name is still checked
+    return {name for name in names if isinstance(name, str) and name}
 
 
 class StateBackupCallback(Callback):
