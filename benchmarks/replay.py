@@ -219,7 +219,7 @@ def main() -> int:
     print(f"table: {len(table.rows)} runs, {len(groups)} configs with full curves, {table.epochs} epochs; "
           f"made in {len(table.provenance)} piece(s): "
           + "; ".join(f"{p.get('runs', '?')} runs at {p.get('commit', '?')[:9]}, load "
-                      f"{[round(x, 1) for x in p.get('load_at_start', [])]}"
+                      f"{[round(x, 1) for x in p.get('load_at_start') or []]}"
                       for p in table.provenance) + "; "
           f"this run's load {[round(x, 1) for x in os.getloadavg()]}")
     rho, n_out = held_out_spearman(table)

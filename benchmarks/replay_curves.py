@@ -151,7 +151,10 @@ def collect(params: dict[str, Any], work: Path, n_configs: int, seeds: list[int]
             key = row_key(row["config"], row["seed"])
             if len(row[METRIC]) > len(merged.get(key, {METRIC: []})[METRIC]):
                 merged[key] = row
-        piece = f"{platform.node()}:{folder.name}"
+        # The search's first state file dates it: another tree on a machine of the same name starts
+        # its own replay-curves again, and must not take the earlier piece's place in the provenance.
+        states = sorted(folder.glob("experiment_state-*.json"))
+        piece = f"{platform.node()}:{folder.name}" + (f":{states[0].stem.split('-', 1)[1]}" if states else "")
         pieces[piece] = {
             "piece": piece, "runs": len(rows), "commit": pieces.get(piece, {}).get("commit", commit),
             "corpus": json.loads((work / "corpus.json").read_text()),

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import REPO, TINY_MODEL
+from helpers import REPO, TINY_MODEL, assert_study_agrees
 from processes import kill_session, wait_for
 
 from tune_app.experiment.results import load_experiment
@@ -245,6 +245,9 @@ def test_a_full_disk_is_one_line_and_exit_2_never_0(demo_corpus, tmp_path, size)
         exp = load_experiment(small / "battery")
         assert len(exp.trials) == SAMPLES and all(t.status in ("COMPLETED", "EARLY_STOPPED") for t in exp.trials)
         for t in exp.trials:
+            epochs = [r["epoch"] for r in _rows(t.path)]
+            assert epochs == list(range(1, len(epochs) + 1)), (t.trial_id, epochs)  # none lost, none twice
             assert_one_table(t.path)
+        assert_study_agrees(small / "battery")  # the SQLite study on the full disk lost nothing either
     finally:
         subprocess.run(["umount", "-l", str(small)], capture_output=True)
