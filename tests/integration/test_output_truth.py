@@ -153,11 +153,13 @@ def test_sigterm_and_resume_print_no_ray_lines_no_tensorboard_and_true_checkpoin
 def test_a_dead_worker_is_said_in_our_own_line(demo_corpus, tmp_path):
     proc = _start(["run", "--data-root", str(demo_corpus), "--storage", str(tmp_path), "--name", "dead",
                    "--num-samples", "1", "--wandb", "disabled", "--max-failures", "2",
-                   "--set", "num_epochs=6", "--set", "segment_seconds=0.5", *MODEL],
+                   "--set", "num_epochs=12", "--set", "segment_seconds=0.5", *MODEL],
                   tmp_path / "run.log")
     try:
-        wait_for(lambda: list((tmp_path / "dead").glob("trial_*/checkpoint_000001")) or proc.poll() is not None,
-                 600, "the trial's second checkpoint")
+        # Any checkpoint (num_to_keep deletes each older one), of 12 epochs: on an idle machine an epoch
+        # takes under half a second, and with 6 the trial had finished before its worker was found.
+        wait_for(lambda: list((tmp_path / "dead").glob("trial_*/checkpoint_*")) or proc.poll() is not None,
+                 600, "the trial's first checkpoint")
         assert proc.poll() is None, (tmp_path / "run.log").read_text()[-3000:]
         wait_for(lambda: len(trial_workers(proc.pid)) == 1, 60, "the trial's worker process")
         (worker,) = trial_workers(proc.pid)
@@ -172,4 +174,4 @@ def test_a_dead_worker_is_said_in_our_own_line(demo_corpus, tmp_path):
                      r"checkpoint of epoch (\d+) \(attempt 1 of 2\)", out)
     assert said, out[-3000:]
     assert f"trial {trial.trial_id} restarted from its checkpoint of epoch {said.group(1)}" in out
-    assert trial.status == COMPLETED and trial.epochs == 6
+    assert trial.status == COMPLETED and trial.epochs == 12
