@@ -8,11 +8,11 @@ table). Arms, on the demo sweep (2 workers, budgets of 5 and 20 full trainings i
 - ``wandb``: W&B's sweep engine (bayes + hyperband), ``wandb+base``: the same seeded with the base
   config as its first run (the users' workaround, wandb#1809);
 - ``random``: random + polsess-tune's ASHA; ``tpe``: polsess-tune without a prior;
-- ``prior`` / ``prior-pibo``: polsess-tune with the base config as the prior (PriorBand-style and
-  πBO-style weights, tune_app/space/prior.py);
+- ``prior``: polsess-tune as it ships, the base config as the prior (``standing`` policy);
+  ``prior-pibo`` / ``prior-priorband``: the other policies (tune_app/space/prior.py);
 - ``wrong`` / ``wrong-pibo``: the same with a deliberately wrong prior (the base config moved to the
-  corner of the unit cube nearest the worst decile of configs); ``good``: centred on the table's best
-  config (an oracle's prior: what a well-tuned baseline would give, for scale only).
+  corner of the unit cube nearest the worst decile of configs); ``good`` / ``good-pibo``: centred on
+  the table's best config (an oracle's prior: what a well-tuned baseline would give, for scale only).
 
 Figures, each with a 90 % bootstrap interval over seeds (the curves are the median over seeds of
 the incumbent's true score against trial-epochs spent):
@@ -49,12 +49,13 @@ import yaml  # noqa: E402
 from replay_arms import TuneArm, WandbArm, base_flat  # noqa: E402
 from replay_sim import TABLE, Surrogate, Table, Trace, held_out_spearman, simulate  # noqa: E402
 
-from tune_app.space.prior import PriorSetting, resolve_prior  # noqa: E402
+from tune_app.space.prior import DEFAULT_POLICY, PriorSetting, resolve_prior  # noqa: E402
 from tune_app.space.sweep import load_search  # noqa: E402
 
 SPACE = HERE.parent / "search_spaces" / "demo.yaml"
 CACHE = HERE / ".cache" / "replay"  # W&B's traces per table, seed and budget
-ARMS = ("wandb", "wandb+base", "random", "tpe", "prior", "prior-pibo", "wrong", "wrong-pibo", "good")
+ARMS = ("wandb", "wandb+base", "random", "tpe", "prior", "prior-pibo", "prior-priorband", "wrong", "wrong-pibo",
+        "good", "good-pibo")
 BOOTSTRAP = 2000
 
 
@@ -85,7 +86,7 @@ def make_arm(name: str, seed: int, ctx: dict[str, Any]) -> Any:
         arm_spec = ctx["random_spec"] if name == "random" else spec
         return TuneArm(arm_spec, seed, trials)
     flat = {"wrong": ctx["wrong_flat"], "good": ctx["good_flat"]}.get(name.split("-")[0], ctx["flat"])
-    policy = "pibo" if name.endswith("pibo") else "priorband"
+    policy = name.split("-")[1] if "-" in name else DEFAULT_POLICY
     prior = resolve_prior(spec.space, PriorSetting("base", 0.25, policy), flat)
     return TuneArm(spec, seed, trials, prior=prior)
 

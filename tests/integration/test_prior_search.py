@@ -10,7 +10,7 @@ from tune_app.space.prior import BASE, MODEL, PRIOR, RANDOM, SOURCE_ATTR
 
 def test_trial_0_is_the_base_config_and_every_trial_has_a_source(finished_experiment):
     search = layout.read_json(finished_experiment / layout.SEARCH_FILE)
-    assert search["prior"] == {"values": "base", "width": 0.25, "policy": "pibo"}
+    assert search["prior"] == {"values": "base", "width": 0.25, "policy": "standing"}
     base_point = search["prior_resolved"]["base_point"]
     assert base_point["training.lr"] == 0.003 and base_point["training.grad_clip_norm"] == 5.0
     study = load_study(search, finished_experiment)

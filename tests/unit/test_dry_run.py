@@ -103,7 +103,7 @@ def test_epochs_set_below_the_grace_period_say_asha_stops_nothing(capsys):
 def test_the_dry_run_shows_the_prior_and_trial_0_is_the_base_config(capsys):
     code, out, _ = _dry(capsys)
     assert code == 0
-    assert "prior:        the base config" in out and "pibo policy" in out
+    assert "prior:        the base config" in out and "standing policy" in out
     trial_0 = "training.lr=0.003, training.weight_decay=1e-07, training.grad_clip_norm=5, model.convtasnet.B=32"
     assert f"  [0] {trial_0}" in out
     code, out, _ = _dry(capsys, "--json")

@@ -117,6 +117,39 @@ def test_a_prior_the_evidence_supports_is_kept_and_a_wrong_one_fades(tmp_path):
     assert w_bad < 0.3
 
 
+def _reported(spec, prior, score_by_source, n=8):
+    """A study of ``n`` trials, each reporting epochs 1 and 2 at the score its source gets."""
+    study = _study(spec, prior)
+    space = optuna_space(spec)
+    for _ in range(n):
+        trial = study.ask(space)
+        score = score_by_source[study.sampler.source(trial.number)]
+        for epoch in (1, 2):
+            trial.report(score, epoch)
+        study.tell(trial, score)
+    return study
+
+
+def test_standing_keeps_a_base_config_that_beats_the_search_and_drops_one_that_does_not(tmp_path):
+    spec = _spec(tmp_path)  # the default policy
+    prior = search_prior(spec, _base(spec))
+    assert prior.policy == "standing"
+    fresh = _study(spec, prior)
+    decay = min(1.0, (1 + 20 / 10) / 5)
+    assert fresh.sampler.prior_weight(fresh, 5) == pytest.approx(decay / 2)  # nothing compared yet
+    # The prior's own draws score best of all: they lie near the base config, so they are not its evidence.
+    wins = _reported(spec, prior, {BASE: 3.0, PRIOR: 9.0, RANDOM: 1.0, MODEL: 1.0})
+    loses = _reported(spec, prior, {BASE: 1.0, PRIOR: 9.0, RANDOM: 3.0, MODEL: 3.0})
+    level = _reported(spec, prior, {BASE: 2.0, PRIOR: 2.0, RANDOM: 2.0, MODEL: 2.0})
+    rest = sum(wins.sampler.source(t.number) in (RANDOM, MODEL) for t in wins.trials)
+    assert rest >= 2  # the comparison has trials to stand against
+    pairs = 2 * rest
+    assert wins.sampler.standing(wins, 8) == pytest.approx(2 * (pairs + 1) / (pairs + 2) - 1)
+    assert wins.sampler.prior_weight(wins, 8) == pytest.approx(min(1.0, 3 / 8) * wins.sampler.standing(wins, 8))
+    assert loses.sampler.standing(loses, 8) == 0.0 == loses.sampler.prior_weight(loses, 8)
+    assert level.sampler.standing(level, 8) == 0.0  # only matching the search's own draws: no reason to stay
+
+
 def test_the_decay_counts_restored_trials_after_a_resume(tmp_path):
     """A resumed search (its sampler unpickled, as Tune restores the searcher; its study the same
     trials) weighs the prior and picks each trial's source exactly as the uninterrupted one."""
@@ -184,6 +217,10 @@ def test_dry_run_text_shows_mode_width_and_expected_draws(tmp_path):
     assert "prior:        the base config" in text and "trial 0 is its point" in text
     assert "training.lr              mode 0.003, sigma 0.25 of the log range" in text
     assert "training.weight_decay    no prior (uniform)" in text
+    assert ("expected from the prior: about 1.9 of the 7 proposals after trial 0 (w = min(1, beta/n) x 1/2 "
+            "until trial 0 is compared") in text
+    text = format_dry_run(spec, [], num_samples=8, prior=search_prior(_spec(tmp_path, prior_policy="pibo"),
+                                                                      _base(spec)))
     assert "expected from the prior: about 3.9 of the 7 proposals after trial 0 (w = min(1, beta/n))" in text
     text = format_dry_run(spec, [], num_samples=8, prior=search_prior(_spec(tmp_path, prior_policy="priorband"),
                                                                       _base(spec)))

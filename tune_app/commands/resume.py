@@ -38,8 +38,9 @@ def _resume(folder: Path, shown: str, restart_errored: bool, address: str | None
     _repair_for_resume(folder, shown, uri, search)
     if not uri:  # a trial with no readable checkpoint trains again from epoch 1, same id (experiment.restart)
         from ..experiment.restart import restart_unrestorable
+        from ..ext.state_backup import named_checkpoints
 
-        for line in restart_unrestorable(folder, restart_errored):
+        for line in restart_unrestorable(folder, restart_errored, named_checkpoints(folder)):
             print(f"note: {line}")
     num_samples = int(search.get("num_samples", 0))
     exp = load_experiment(folder)

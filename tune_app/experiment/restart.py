@@ -14,7 +14,6 @@ restarted training's epochs 1..n are then the trial's only ones in ``result.json
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -40,9 +39,11 @@ def newest_readable(trial_dir: Path, log: Callable[[str], None] = lambda _msg: N
     return max(readable, key=lambda st: st[EPOCH], default=None)
 
 
-def restart_unrestorable(folder: Path, restart_errored: bool) -> list[str]:
+def restart_unrestorable(folder: Path, restart_errored: bool, named: dict[str, set[str]]) -> list[str]:
     """Set aside the records of each trial ``resume`` would continue that has no readable checkpoint;
-    one note per trial. Errored trials count unless ``restart_errored`` (Tune then restarts them anew)."""
+    one note per trial. Errored trials count unless ``restart_errored`` (Tune then restarts them anew).
+    ``named``: trial id → the checkpoint names the experiment state gives it
+    (``ext.state_backup.named_checkpoints``)."""
     from .results import load_experiment
 
     continued = (*UNFINISHED, *(() if restart_errored else (ERROR,)))
@@ -52,7 +53,7 @@ def restart_unrestorable(folder: Path, restart_errored: bool) -> list[str]:
             continue
         if newest_readable(trial.path) is not None:
             continue
-        _keep_named_checkpoint(folder, trial.trial_id, trial.path)
+        _keep_named_checkpoints(trial.path, named.get(trial.trial_id, set()))
         moved = _set_aside(folder, trial.trial_id, trial.path)
         notes.append(f"trial {trial.trial_id}: no readable checkpoint left (cut by a kill or a full disk, or "
                      f"removed); it trains again from epoch 1 under the same id, its {_epochs(len(trial.history))} "
@@ -79,16 +80,9 @@ def _set_aside(folder: Path, trial_id: str, trial_dir: Path) -> str:
         if runs else ""
 
 
-def _keep_named_checkpoint(folder: Path, trial_id: str, trial_dir: Path) -> None:
-    """Tune refuses to restore a trial whose checkpoint folder is gone; an empty one under the name
-    the experiment state gives lets it start the trial, which then finds nothing to read in it."""
-    state_file = layout.newest(folder, layout.EXPERIMENT_STATE_GLOB)
-    state = layout.read_json(state_file) if state_file else None
-    for entry in (state or {}).get("trial_data", []):
-        try:
-            trial, runtime = json.loads(entry[0]), json.loads(entry[1])
-        except (ValueError, TypeError, IndexError):
-            continue
-        name = (runtime.get("last_result") or {}).get(layout.CHECKPOINT_DIR_KEY)
-        if trial.get("trial_id") == trial_id and name:
-            (trial_dir / name).mkdir(exist_ok=True)
+def _keep_named_checkpoints(trial_dir: Path, names: set[str]) -> None:
+    """Tune refuses to restore a trial whose checkpoint folder is gone; an empty one under each name
+    the experiment state gives (its last result's and its checkpoint manager's) lets it start the
+    trial, which then finds nothing to read in it."""
+    for name in names:
+        (trial_dir / name).mkdir(exist_ok=True)

@@ -123,32 +123,41 @@ def end_cut_lines(folder: Path) -> list[str]:
     return fixed
 
 
-def restore_missing_checkpoints(folder: Path, uri: str | None = None) -> list[str]:
-    """A stale snapshot can name a checkpoint that ``num_to_keep`` deleted after it was taken, and
-    Tune then refuses to restore the trial. Put the newest kept checkpoint of the trial under that
-    name; the trainable resumes from the newest epoch it finds anyway. For a URI experiment,
-    ``folder`` is its pulled driver folder (checkpoint folders by name) and the copy is made in the bucket."""
+def named_checkpoints(folder: Path) -> dict[str, set[str]]:
+    """Trial id → the checkpoint folder names the newest experiment state gives it (see
+    :func:`_named_checkpoints`); empty when there is no readable state."""
     state_file = newest(folder, layout.EXPERIMENT_STATE_GLOB)
     try:
         state = json.loads(state_file.read_text()) if state_file else {}
     except ValueError:
-        return []
-    done = []
+        return {}
+    names: dict[str, set[str]] = {}
     for entry in state.get("trial_data", []):
         try:
             trial = json.loads(entry[0])
             runtime = json.loads(entry[1])
         except (ValueError, TypeError, IndexError):
             continue
-        trial_dir = folder / layout.trial_dirname(str(trial.get("trial_id")))
+        names[str(trial.get("trial_id"))] = _named_checkpoints(runtime)
+    return names
+
+
+def restore_missing_checkpoints(folder: Path, uri: str | None = None) -> list[str]:
+    """A stale snapshot can name a checkpoint that ``num_to_keep`` deleted after it was taken, and
+    Tune then refuses to restore the trial. Put the newest kept checkpoint of the trial under that
+    name; the trainable resumes from the newest epoch it finds anyway. For a URI experiment,
+    ``folder`` is its pulled driver folder (checkpoint folders by name) and the copy is made in the bucket."""
+    done = []
+    for trial_id, names in named_checkpoints(folder).items():
+        trial_dir = folder / layout.trial_dirname(trial_id)
         kept = layout.checkpoint_dirs(trial_dir)
-        for name in sorted(_named_checkpoints(runtime)):
+        for name in sorted(names):
             if (trial_dir / name).exists() or not kept:
                 continue
             if uri:
                 copy_tree(uri, f"{trial_dir.name}/{kept[-1].name}", f"{trial_dir.name}/{name}")
             shutil.copytree(kept[-1], trial_dir / name)
-            done.append(f"trial {trial.get('trial_id')}: {name} was deleted after the last snapshot; "
+            done.append(f"trial {trial_id}: {name} was deleted after the last snapshot; "
                         f"resuming from {kept[-1].name}")
     return done
 

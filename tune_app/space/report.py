@@ -121,7 +121,9 @@ def prior_lines(spec: SearchSpec, prior: Prior | None, num_samples: int | None) 
     lines += [f"  note: {n}" for n in prior.notes]
     n = max(0, (num_samples or 10) - 1)
     expected = expected_from_prior(prior, n, num_samples)
-    rule = ("w = 1/2 until two trials are scored, then the best third's fit to the prior sets it"
-            if prior.policy == "priorband" else "w = min(1, beta/n)")
+    rule = {"priorband": "w = 1/2 until two trials are scored, then the best third's fit to the prior sets it",
+            "pibo": "w = min(1, beta/n)",
+            "standing": "w = min(1, beta/n) x 1/2 until trial 0 is compared, then x how far it beats the "
+                        "search's own draws"}[prior.policy]
     lines.append(f"  expected from the prior: about {expected:.1f} of the {n} proposals after trial 0 ({rule})")
     return lines
