@@ -116,7 +116,9 @@ def ratio_interval(arm: np.ndarray, ref: np.ndarray, rng: np.random.Generator) -
 
     boots = [ratio(arm[rng.integers(0, len(arm), len(arm))], ref[rng.integers(0, len(ref), len(ref))])
              for _ in range(BOOTSTRAP)]
-    return ratio(arm, ref), float(np.quantile(boots, 0.05)), float(np.quantile(boots, 0.95))
+    # inverted_cdf: no interpolation, so a bound among searches that never reach the target is inf, not nan
+    return ratio(arm, ref), float(np.quantile(boots, 0.05, method="inverted_cdf")), \
+        float(np.quantile(boots, 0.95, method="inverted_cdf"))
 
 
 def diff_interval(arm: list[float], ref: list[float], rng: np.random.Generator) -> tuple[float, float, float]:

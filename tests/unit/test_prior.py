@@ -260,3 +260,20 @@ def test_a_later_stage_takes_the_stage_befores_best_as_its_prior():
     prior = search_prior(second, _base(second))
     assert prior.origin == "explicit" and prior.base_point == top[0]
     assert first_points(second, prior)[0] == top[0] and len(first_points(second, prior)) == 2  # not twice
+
+
+def test_standing_in_a_pareto_search_compares_the_first_objective_of_finished_trials(tmp_path):
+    """A multi-objective study keeps no epochs, so the base config stands by its final first objective."""
+    spec = _spec(tmp_path)
+    prior = search_prior(spec, _base(spec))
+    space = optuna_space(spec)
+    sampler = PriorSampler(optuna.samplers.RandomSampler(seed=0), prior, 0, budget=20)
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+    study.enqueue_trial(prior.base_point)
+    for _ in range(6):
+        trial = study.ask(space)
+        first = 5.0 if sampler.source(trial.number) == BASE else 1.0
+        study.tell(trial, (first, 0.0))
+    others = sum(sampler.source(t.number) not in (BASE, PRIOR) for t in study.trials)
+    assert others >= 1
+    assert sampler.standing(study, 6) == pytest.approx(2 * (others + 1) / (others + 2) - 1)

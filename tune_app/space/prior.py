@@ -39,9 +39,10 @@ evaluation loop, brings its own torch stack and would replace Optuna's study (ou
 and optuna-dashboard); Optuna and Ray Tune offer only ``enqueue_trial`` / ``points_to_evaluate``.
 Wrapping the existing sampler through ``BaseSampler``'s public methods keeps all of those.
 
-Every decision is a function of the study's trials, the seed and the trial number, so a resumed
-search (whose study holds the restored trials) decides exactly as an uninterrupted one, and the
-decay counts the restored trials and warm-start points like any other.
+Every decision is a function of the study's trials (their epochs reported so far and their sources,
+which the study keeps as a user attribute), the seed and the trial number, so a resumed search
+(whose study holds the restored trials) decides as an uninterrupted one would from the same trials,
+and the decay counts the restored trials and warm-start points like any other.
 """
 
 from __future__ import annotations
@@ -256,22 +257,29 @@ class PriorSampler(optuna.samplers.BaseSampler):
         before ``number``: ``max(0, 2p - 1)`` with ``p`` its share of wins over every epoch both
         reported (a Laplace estimate); 1/2 before the first such epoch. Running trials count: their
         epochs are in the study as they are reported."""
-        before = [t for t in study.get_trials(deepcopy=False) if t.number < number and t.intermediate_values]
-        base = [t for t in before if self._source_seen(t) == BASE]
-        rest = [t for t in before if self._source_seen(t) not in (BASE, PRIOR)]
+        before = [(t, self._curve(t)) for t in study.get_trials(deepcopy=False) if t.number < number]
+        base = [curve for t, curve in before if curve and self._source_seen(t) == BASE]
+        rest = [curve for t, curve in before if curve and self._source_seen(t) not in (BASE, PRIOR)]
         wins = pairs = 0.0
         for mine in base:
             for other in rest:
-                for step, value in mine.intermediate_values.items():
-                    theirs = other.intermediate_values.get(step)
-                    if theirs is None:
-                        continue
+                for step in mine.keys() & other.keys():
                     pairs += 1
-                    wins += 0.5 if value == theirs else float((value > theirs) == self.maximize)
+                    a, b = mine[step], other[step]
+                    wins += 0.5 if a == b else float((a > b) == self.maximize)
         if not pairs:
             return 0.5
         p = (wins + 1.0) / (pairs + 2.0)
         return max(0.0, 2.0 * p - 1.0)
+
+    def _curve(self, trial: FrozenTrial) -> dict[Any, float]:
+        """Step → score: the trial's epochs; a finished multi-objective trial (Optuna keeps no
+        epochs for those) its one final score on the objective the prior is judged by."""
+        if trial.intermediate_values:
+            return dict(trial.intermediate_values)
+        if trial.values and len(trial.values) > 1:
+            return {"final": trial.values[self.objective]}
+        return {}
 
     def _source_seen(self, trial: FrozenTrial) -> str | None:
         """A past trial's source: as the study records it (ext/optuna_search's user attribute, kept
