@@ -195,7 +195,16 @@ def figures(n_full: int, traces: dict[str, list[Trace]], rng: np.random.Generato
         tag = "(b) " if name.startswith("prior") else ""
         lines.append(f"{tag}best at equal budget, {name} - wandb, budget {n_full}: {d[0]:+.3f} dB "
                      f"[{d[1]:+.3f}, {d[2]:+.3f}] (target >= +0.1, lower > 0)")
+        lines.append(_observed_line(name, n_full, traces, rng))
     return lines
+
+
+def _observed_line(name: str, n_full: int, traces: dict[str, list[Trace]], rng: np.random.Generator) -> str:
+    """The figure a live check prints: the best noisy epoch a search saw, not its incumbent's true mean,
+    so that the replay can be held against ``vs_wandb_sweeps.py`` like for like."""
+    o = diff_interval([t.best_seen for t in traces[name]], [t.best_seen for t in traces["wandb"]], rng)
+    return (f"best epoch seen (a live search's figure), {name} - wandb, budget {n_full}: {o[0]:+.3f} dB "
+            f"[{o[1]:+.3f}, {o[2]:+.3f}]")
 
 
 def main() -> int:

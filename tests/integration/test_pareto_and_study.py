@@ -2,8 +2,8 @@
 and optuna-dashboard's real HTTP server reading a finished search's study.
 
 The Pareto search (module-scoped) runs ``search_spaces/demo_pareto.yaml`` unchanged but for the
-corpus, the trial count, a smaller mask network (its N/B choices still change the size) and a grace
-period of all 3 epochs: every trial completes, so Optuna's views always have the trials they need
+corpus, the trial count (4), a smaller mask network (its N/B choices still change the size), 2 epochs
+and a grace period of both: every trial completes, so Optuna's views always have the trials they need
 (with ASHA's stops a 6-trial run can leave one COMPLETE trial, and the views are skipped).
 """
 
@@ -28,8 +28,8 @@ from tune_app.experiment.study_plots import CONTOUR_PNG, PARALLEL_PNG, SLICE_PNG
 from tune_app.ext.wandb_offline import find_offline_runs, metric_history
 from tune_app.names import COST_METRICS, FINISHED
 
-SMALL = tiny(3, N=None, B=None)  # N and B are searched
-SAMPLES = 6
+SMALL = tiny(2, N=None, B=None)  # N and B are searched
+SAMPLES = 4
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def pareto_search(demo_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -
     storage = tmp_path_factory.mktemp("pareto")
     proc = polsess_tune("run", "--space", "search_spaces/demo_pareto.yaml", "--data-root", str(demo_corpus),
                         "--storage", str(storage), "--name", "front", "--num-samples", str(SAMPLES),
-                        "--wandb", "offline", "--grace-period", "3", *SMALL, timeout=900)
+                        "--wandb", "offline", "--grace-period", "2", *SMALL, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return storage / "front", proc.stdout
 
